@@ -1,0 +1,115 @@
+"""Typed errors raised by `ChatDynaspark`.
+
+Every error derives from `DynasparkError`. Errors that describe a failure of the
+service also derive from the matching `langchain_core.exceptions` class, so code
+(and agent middleware) that handles `ModelRateLimitError`, `ModelTimeoutError`
+and friends for any provider handles Dynaspark too. Bad input detected before a
+request is sent is a `DynasparkInputError`, which is also a `ValueError`.
+
+Messages say what happened and what to do. They never contain the prompt, image
+data or any secret.
+"""
+
+from __future__ import annotations
+
+from langchain_core.exceptions import (
+    ModelAPIError,
+    ModelConnectionError,
+    ModelInvalidRequestError,
+    ModelNotFoundError,
+    ModelRateLimitError,
+    ModelTimeoutError,
+)
+
+__all__ = [
+    "DynasparkAPIError",
+    "DynasparkConnectionError",
+    "DynasparkError",
+    "DynasparkImageError",
+    "DynasparkInputError",
+    "DynasparkInvalidRequestError",
+    "DynasparkNotFoundError",
+    "DynasparkRateLimitError",
+    "DynasparkResponseError",
+    "DynasparkTimeoutError",
+]
+
+
+class DynasparkError(Exception):
+    """Root of every error raised by `langchain-dynaspark`."""
+
+
+class DynasparkInputError(DynasparkError, ValueError):
+    """The input cannot be sent to Dynaspark; raised before any request is made."""
+
+
+class DynasparkImageError(DynasparkInputError):
+    """An image could not be read, fetched or prepared for upload."""
+
+
+class DynasparkHTTPError(DynasparkError):
+    """The service answered, but not with a usable reply.
+
+    Attributes:
+        status_code: The HTTP status of the answer.
+        server_message: The service's own error text, shortened, if it gave one.
+    """
+
+    def __init__(
+        self, message: str, *, status_code: int, server_message: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.server_message = server_message
+
+
+class DynasparkRateLimitError(DynasparkHTTPError, ModelRateLimitError):
+    """The service answered 429 Too Many Requests.
+
+    Attributes:
+        retry_after: Seconds the service asked us to wait, if it said.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int = 429,
+        server_message: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(
+            message, status_code=status_code, server_message=server_message
+        )
+        self.retry_after = retry_after
+
+
+class DynasparkAPIError(DynasparkHTTPError, ModelAPIError):
+    """The service failed with a 5xx status (or the hosting proxy did)."""
+
+
+class DynasparkResponseError(DynasparkHTTPError, ModelAPIError):
+    """The service answered 200 with something other than `{"response": "<text>"}`.
+
+    This covers HTML maintenance or proxy pages, bodies that are not JSON, JSON
+    `{"error": "..."}` (its text is kept in `server_message`) and a missing or
+    non-string `response`. It is not retried: the body is not a transient fault.
+    """
+
+    is_retryable = False
+
+
+class DynasparkInvalidRequestError(DynasparkHTTPError, ModelInvalidRequestError):
+    """The service rejected the request with a 4xx status (other than 404/429)."""
+
+
+class DynasparkNotFoundError(DynasparkHTTPError, ModelNotFoundError):
+    """The service answered 404: the form path has most likely moved."""
+
+
+class DynasparkTimeoutError(DynasparkError, ModelTimeoutError):
+    """The request did not complete within the configured timeout."""
+
+
+class DynasparkConnectionError(DynasparkError, ModelConnectionError):
+    """The service could not be reached, or dropped the connection."""

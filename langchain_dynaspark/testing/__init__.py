@@ -1,0 +1,1 @@
+"""Test helpers: a local server that speaks the Dynaspark protocol."""
