@@ -196,16 +196,6 @@ class ChatDynaspark(BaseChatModel):
     def _identifying_params(self) -> dict[str, Any]:
         return {"model": self.model, "base_url": self.base_url, "path": self.path}
 
-    @classmethod
-    def is_lc_serializable(cls) -> bool:
-        """`ChatDynaspark` holds no secrets and can be serialized."""
-        return True
-
-    @classmethod
-    def get_lc_namespace(cls) -> list[str]:
-        """Namespace for LangChain serialization."""
-        return ["langchain_dynaspark", "chat_models"]
-
     def _resolve_model_profile(self) -> ModelProfile | None:
         """What `ChatDynaspark` supports, for any model the service offers."""
         return ModelProfile(
