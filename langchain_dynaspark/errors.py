@@ -12,6 +12,8 @@ data or any secret.
 
 from __future__ import annotations
 
+from typing import Any
+
 from langchain_core.exceptions import (
     ModelAPIError,
     ModelConnectionError,
@@ -22,6 +24,7 @@ from langchain_core.exceptions import (
 )
 
 __all__ = [
+    "TRANSIENT_STATUSES",
     "DynasparkAPIError",
     "DynasparkConnectionError",
     "DynasparkError",
@@ -33,6 +36,9 @@ __all__ = [
     "DynasparkResponseError",
     "DynasparkTimeoutError",
 ]
+
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+"""HTTP statuses worth retrying: rate limits and a host that is failing or waking."""
 
 
 class DynasparkError(Exception):
@@ -62,6 +68,14 @@ class DynasparkHTTPError(DynasparkError):
         self.status_code = status_code
         self.server_message = server_message
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle by message and attributes, so errors cross process boundaries.
+
+        `Exception` pickles only `args` and rebuilds with `cls(*args)`, which
+        would miss the keyword-only `status_code`.
+        """
+        return (_rebuild, (type(self), self.args), self.__dict__)
+
 
 class DynasparkRateLimitError(DynasparkHTTPError, ModelRateLimitError):
     """The service answered 429 Too Many Requests.
@@ -85,7 +99,19 @@ class DynasparkRateLimitError(DynasparkHTTPError, ModelRateLimitError):
 
 
 class DynasparkAPIError(DynasparkHTTPError, ModelAPIError):
-    """The service failed with a 5xx status (or the hosting proxy did)."""
+    """The service failed with a 5xx status (or the hosting proxy did).
+
+    `is_retryable` is true for 500, 502, 503 and 504, not for other 5xx such as
+    501 Not Implemented.
+    """
+
+    def __init__(
+        self, message: str, *, status_code: int, server_message: str | None = None
+    ) -> None:
+        super().__init__(
+            message, status_code=status_code, server_message=server_message
+        )
+        self.is_retryable = status_code in TRANSIENT_STATUSES
 
 
 class DynasparkResponseError(DynasparkHTTPError, ModelAPIError):
@@ -113,3 +139,10 @@ class DynasparkTimeoutError(DynasparkError, ModelTimeoutError):
 
 class DynasparkConnectionError(DynasparkError, ModelConnectionError):
     """The service could not be reached, or dropped the connection."""
+
+
+def _rebuild(cls: type[DynasparkHTTPError], args: tuple[Any, ...]) -> Exception:
+    """An unpickled `cls` with `args`; pickle then restores its attributes."""
+    error = cls.__new__(cls)
+    error.args = args
+    return error

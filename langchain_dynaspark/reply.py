@@ -8,6 +8,7 @@ the model's answer.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from collections.abc import Sequence
@@ -18,12 +19,20 @@ from langchain_dynaspark.errors import DynasparkResponseError
 __all__ = ["apply_stop", "reply_text", "server_message"]
 
 _MAX_SERVER_MESSAGE = 300
+_MIN_REDACTED_PROMPT = 8
+"""Shorter prompts are not redacted: they would blank out ordinary words."""
+_REDACTED = "[your prompt]"
 _TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _TAGS = re.compile(r"<[^>]+>|\s+")
 
 
-def reply_text(body: bytes) -> str:
+def reply_text(body: bytes, *, prompt: str | None = None) -> str:
     """Return the reply text of a `200` answer.
+
+    Args:
+        body: The answer body.
+        prompt: The prompt that was sent; an error that quotes it says
+            `[your prompt]` instead.
 
     Raises:
         DynasparkResponseError: If the body is not `{"response": "<text>"}`.
@@ -38,14 +47,14 @@ def reply_text(body: bytes) -> str:
             "minute. If this persists, the form path may have moved (set `path=`)."
         )
         raise DynasparkResponseError(
-            msg, status_code=200, server_message=server_message(body)
+            msg, status_code=200, server_message=server_message(body, prompt=prompt)
         ) from None
     response = data.get("response") if isinstance(data, dict) else None
     if isinstance(response, str):
         return response
     error = data.get("error") if isinstance(data, dict) else None
     if error is not None:
-        said = _shorten(str(error))
+        said = _shorten(str(error), prompt)
         msg = f"Dynaspark reported an error: {said}. Retry later, or change the input."
         raise DynasparkResponseError(msg, status_code=200, server_message=said)
     what = (
@@ -58,28 +67,29 @@ def reply_text(body: bytes) -> str:
         "may have changed; please report it."
     )
     raise DynasparkResponseError(
-        msg, status_code=200, server_message=server_message(body)
+        msg, status_code=200, server_message=server_message(body, prompt=prompt)
     )
 
 
-def server_message(body: bytes) -> str | None:
+def server_message(body: bytes, *, prompt: str | None = None) -> str | None:
     """The service's own words in an answer body, shortened; `None` if empty.
 
     Uses `{"error": ...}` from JSON, the `<title>` of an HTML page, or the text.
+    Where it quotes `prompt`, it says `[your prompt]` instead.
     """
     if not body.strip():
         return None
     if _looks_like_html(body):
         title = _TITLE.search(body)
-        text = title.group(1) if title else body
-        return _shorten(_TAGS.sub(" ", text.decode("utf-8", "replace")).strip())
+        markup = (title.group(1) if title else body).decode("utf-8", "replace")
+        return _shorten(html.unescape(_TAGS.sub(" ", markup)), prompt)
     try:
         data = json.loads(body)
     except ValueError:
-        return _shorten(body.decode("utf-8", "replace"))
+        return _shorten(body.decode("utf-8", "replace"), prompt)
     if isinstance(data, dict) and "error" in data:
-        return _shorten(str(data["error"]))
-    return _shorten(body.decode("utf-8", "replace"))
+        return _shorten(str(data["error"]), prompt)
+    return _shorten(body.decode("utf-8", "replace"), prompt)
 
 
 def apply_stop(text: str, stop: Sequence[str] | None) -> tuple[str, bool]:
@@ -101,8 +111,10 @@ def _looks_like_html(body: bytes) -> bool:
     return head.startswith((b"<!doctype html", b"<html")) or b"<html" in head
 
 
-def _shorten(text: str) -> str:
-    text = text.strip()
+def _shorten(text: str, prompt: str | None) -> str:
+    if prompt is not None and len(prompt.strip()) >= _MIN_REDACTED_PROMPT:
+        text = text.replace(prompt.strip(), _REDACTED)
+    text = " ".join(text.split())
     if len(text) <= _MAX_SERVER_MESSAGE:
         return text
     return text[: _MAX_SERVER_MESSAGE - 3] + "..."
