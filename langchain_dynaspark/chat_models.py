@@ -2,29 +2,59 @@
 
 from __future__ import annotations
 
+import json
 import warnings
-from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any, Literal
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
     CallbackManagerForLLMRun,
 )
-from langchain_core.language_models import LangSmithParams, ModelProfile
+from langchain_core.language_models.base import LangSmithParams, LanguageModelInput
 from langchain_core.language_models.chat_models import (
     BaseChatModel,
     agenerate_from_stream,
     generate_from_stream,
 )
+from langchain_core.language_models.model_profile import ModelProfile
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import (
+    Runnable,
+)
 from langchain_core.utils import from_env
-from pydantic import ConfigDict, Field, model_validator
+from langchain_core.utils.json import parse_partial_json
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from langchain_dynaspark.errors import DynasparkInputError
+from langchain_dynaspark.images import (
+    DEFAULT_MAX_IMAGE_BYTES,
+    DEFAULT_MAX_IMAGE_DOWNLOAD_BYTES,
+    DEFAULT_MAX_IMAGE_PIXELS,
+    DEFAULT_MAX_IMAGE_SIDE,
+    ImageLimits,
+    prepare_upload,
+)
+from langchain_dynaspark.instructions import (
+    build_instructions,
+    check_response_format,
+    check_tool_choice,
+    check_tools,
+    resolve_instructions,
+)
 from langchain_dynaspark.prompt import build_prompt
 from langchain_dynaspark.reply import apply_stop, reply_text
+from langchain_dynaspark.tool_calls import (
+    ParsedReply,
+    parse_tool_calls,
+)
 from langchain_dynaspark.transport import TransportSettings, post_form, run_sync
+
+if TYPE_CHECKING:
+    from langchain_core.tools import BaseTool
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_MODEL", "KNOWN_MODELS", "ChatDynaspark"]
 
@@ -92,6 +122,18 @@ class ChatDynaspark(BaseChatModel):
         proxy: HTTP(S) proxy URL; `HTTP(S)_PROXY` from the environment is used
             when unset.
 
+    Key init args — image params:
+        max_image_side: Longest side of the image sent, in pixels (default
+            2048); larger images are downscaled, keeping the aspect ratio.
+        max_image_bytes: Largest upload, in bytes (default 5 MiB); JPEG quality,
+            then size, is lowered to fit.
+        max_image_pixels: Most pixels an input image may have (default
+            89,478,485, pillow's decompression-bomb limit).
+        max_image_download_bytes: Largest image downloaded from a URL, in bytes
+            (default 20 MiB), enforced while it streams in.
+        strip_image_metadata: Remove EXIF (GPS, camera), XMP, comments and text
+            chunks before upload (default `True`).
+
     Instantiate:
         ```python
         from langchain_dynaspark import ChatDynaspark
@@ -129,6 +171,116 @@ class ChatDynaspark(BaseChatModel):
         await model.abatch([messages, messages])
         ```
 
+    Image input:
+        Images go in message content in any form LangChain normalises: an
+        `image` block with `base64` and `mime_type` or with a `url`, an OpenAI
+        `image_url` (data or http(s) URL), or an Anthropic `source` block, in
+        human and tool messages. PNG, JPEG, WEBP and GIF are sent unchanged when
+        nothing needs changing; other formats are converted, EXIF orientation is
+        applied, metadata is stripped and large images are downscaled. The
+        service takes one image per request, so several images are composed, in
+        order, into one grid labelled "Image 1", "Image 2", ..., and the prompt
+        refers to each as `[Image N]` where it occurred.
+
+        ```python
+        import base64
+        from pathlib import Path
+
+        from langchain_core.messages import HumanMessage
+
+        photo = base64.b64encode(Path("cat.jpg").read_bytes()).decode()
+        message = HumanMessage(
+            content=[
+                {"type": "text", "text": "What is in this picture?"},
+                {"type": "image", "base64": photo, "mime_type": "image/jpeg"},
+            ]
+        )
+        model.invoke([message]).text
+        ```
+
+        ```python
+        "A grey cat asleep on a windowsill."
+        ```
+
+        URLs are downloaded (http(s) only, at most `max_image_download_bytes`):
+
+        ```python
+        message = HumanMessage(
+            content=[
+                {"type": "text", "text": "Describe this image."},
+                {"type": "image", "url": "https://example.com/cat.png"},
+            ]
+        )
+        ```
+
+    Tool calling:
+        Emulated through the prompt: the service has no tool calling. The tools
+        and a JSON answer format are written into instructions at the top of the
+        prompt, and the reply is parsed into `tool_calls`. The model may still
+        answer in prose; calls to tools that were not offered, or with arguments
+        that are not a JSON object, land in `invalid_tool_calls`.
+
+        ```python
+        from pydantic import BaseModel, Field
+
+
+        class GetWeather(BaseModel):
+            '''Get the current weather in a given location.'''
+
+            location: str = Field(..., description="City, e.g. San Francisco, CA")
+
+
+        model_with_tools = model.bind_tools([GetWeather])
+        ai_msg = model_with_tools.invoke("What is the weather like in Paris?")
+        ai_msg.tool_calls
+        ```
+
+        ```python
+        [
+            {
+                "name": "GetWeather",
+                "args": {"location": "Paris, France"},
+                "id": "call_4f1c0b6e3f0a4d8c9b2e7a5d6c3b1a09",
+                "type": "tool_call",
+            }
+        ]
+        ```
+
+        `tool_choice` takes `"auto"`, `"any"`/`"required"`, a tool name or
+        `"none"`; `langchain.agents.create_agent(model, tools=[...])` runs the
+        tool loop. The instruction texts are in
+        `langchain_dynaspark.instructions.DEFAULT_INSTRUCTIONS`; override them with
+        `format_instructions={...}`.
+
+    Structured output:
+        ```python
+        from pydantic import BaseModel, Field
+
+
+        class Joke(BaseModel):
+            '''Joke to tell user.'''
+
+            setup: str = Field(description="The setup of the joke")
+            punchline: str = Field(description="The punchline to the joke")
+
+
+        structured_model = model.with_structured_output(Joke)
+        structured_model.invoke("Tell me a joke about cats")
+        ```
+
+        ```python
+        Joke(
+            setup="Why was the cat sitting on the computer?",
+            punchline="To keep an eye on the mouse!",
+        )
+        ```
+
+        `method="json_schema"` (default) shows the schema in the prompt,
+        `"json_mode"` asks for any JSON object and `"function_calling"` forces a
+        call to the schema as a tool. Pydantic classes, TypedDicts and JSON
+        schemas are accepted; `include_raw=True` returns `raw`, `parsed` and
+        `parsing_error`.
+
     Response metadata:
         ```python
         model.invoke(messages).response_metadata
@@ -142,7 +294,8 @@ class ChatDynaspark(BaseChatModel):
         }
         ```
 
-        `finish_reason` is `"stop_sequence"` when a stop sequence cut the reply.
+        `finish_reason` is `"stop_sequence"` when a stop sequence cut the reply,
+        and `"tool_calls"` when the reply holds tool calls.
         The service reports no token usage, so `usage_metadata` is not set.
     """
 
@@ -175,6 +328,32 @@ class ChatDynaspark(BaseChatModel):
     streaming: bool = False
     """Whether `invoke` goes through `stream`."""
 
+    max_image_side: int = Field(default=DEFAULT_MAX_IMAGE_SIDE, ge=64)
+    """Longest side, in pixels, of the image sent; larger ones are downscaled."""
+
+    max_image_bytes: int = Field(default=DEFAULT_MAX_IMAGE_BYTES, ge=16_384)
+    """Largest upload, in bytes; JPEG quality, then size, is lowered to fit."""
+
+    max_image_pixels: int = Field(default=DEFAULT_MAX_IMAGE_PIXELS, ge=1)
+    """Most pixels an input image may have; more is refused (decompression bombs).
+    Pillow's own `PIL.Image.MAX_IMAGE_PIXELS` applies as well."""
+
+    max_image_download_bytes: int = Field(
+        default=DEFAULT_MAX_IMAGE_DOWNLOAD_BYTES, ge=1
+    )
+    """Largest image downloaded from a URL, in bytes, enforced while streaming."""
+
+    strip_image_metadata: bool = True
+    """Remove EXIF (GPS, camera), XMP, comments and text chunks before upload.
+    With `False`, an image sent unchanged keeps all of it, a re-encoded one keeps
+    its EXIF (less the orientation, which is applied either way), and a composite
+    of several images has none."""
+
+    format_instructions: dict[str, str] | None = None
+    """Overrides for the instructions that emulate tool calling and structured
+    output, by key (`tools`, `auto`, `any`, `tool`, `one_call`, `none`,
+    `json_schema`, `json_mode`); see `langchain_dynaspark.instructions`."""
+
     model_config = ConfigDict(populate_by_name=True)
 
     @model_validator(mode="before")
@@ -184,9 +363,19 @@ class ChatDynaspark(BaseChatModel):
         if isinstance(values, dict):
             given = _UNSUPPORTED_PARAMS.intersection(values)
             if given:
-                _warn_unsupported(given)
+                # Past this validator and the __init__s of pydantic and
+                # langchain-core's Serializable, to the caller's line.
+                _warn_unsupported(given, stacklevel=5)
                 values = {k: v for k, v in values.items() if k not in given}
         return values
+
+    @field_validator("format_instructions")
+    @classmethod
+    def _check_format_instructions(
+        cls, value: dict[str, str] | None
+    ) -> dict[str, str] | None:
+        resolve_instructions(value)
+        return value
 
     @property
     def _llm_type(self) -> str:
@@ -197,11 +386,17 @@ class ChatDynaspark(BaseChatModel):
         return {"model": self.model, "base_url": self.base_url, "path": self.path}
 
     def _resolve_model_profile(self) -> ModelProfile | None:
-        """What `ChatDynaspark` supports, for any model the service offers."""
+        """What `ChatDynaspark` supports, for any model the service offers.
+
+        Tool calling and tool choice are emulated through the prompt;
+        `structured_output` (which means a native feature) is `False`, so
+        `create_agent(response_format=...)` uses its tool strategy.
+        """
         return ModelProfile(
             text_inputs=True,
-            image_inputs=False,
-            image_url_inputs=False,
+            image_inputs=True,
+            image_url_inputs=True,
+            image_tool_message=True,
             pdf_inputs=False,
             audio_inputs=False,
             video_inputs=False,
@@ -209,7 +404,9 @@ class ChatDynaspark(BaseChatModel):
             image_outputs=False,
             audio_outputs=False,
             video_outputs=False,
-            tool_calling=False,
+            tool_calling=True,
+            tool_choice=True,
+            tool_call_streaming=True,
             structured_output=False,
             mid_conversation_system_messages=True,
         )
@@ -225,6 +422,87 @@ class ChatDynaspark(BaseChatModel):
         if ls_stop := stop or self.stop:
             params["ls_stop"] = ls_stop
         return params
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable | BaseTool],
+        *,
+        tool_choice: dict[str, Any] | str | bool | None = None,
+        strict: bool | None = None,
+        parallel_tool_calls: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools, which the model is told about in its prompt.
+
+        Dynaspark has no native tool calling: the prompt lists the tools and asks
+        for a JSON reply, which is parsed into `AIMessage.tool_calls`.
+
+        Args:
+            tools: Tools as LangChain accepts them: `@tool` functions, `BaseTool`,
+                Pydantic classes, TypedDicts, functions, OpenAI tool dicts.
+            tool_choice: `None`/`"auto"` (the model decides), `"any"`/`"required"`
+                (at least one call), a tool name (that tool), or `"none"`.
+            strict: Passed to `convert_to_openai_tool`; it tightens the schemas
+                shown to the model, nothing more.
+            parallel_tool_calls: `False` asks for at most one call per reply and
+                turns any further calls into invalid tool calls.
+            **kwargs: Any other arguments to bind.
+
+        Raises:
+            DynasparkInputError: If a tool cannot be emulated, or `tool_choice`
+                names no bound tool.
+        """
+        formatted = check_tools(tools, strict=strict)
+        if tool_choice is not None:
+            kwargs["tool_choice"] = check_tool_choice(tool_choice, formatted)
+        if parallel_tool_calls is not None:
+            kwargs["parallel_tool_calls"] = parallel_tool_calls
+        return super().bind(tools=formatted, **kwargs)
+
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type | None = None,
+        *,
+        method: Literal["function_calling", "json_mode", "json_schema"] = (
+            "json_schema"
+        ),
+        include_raw: bool = False,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, dict[str, Any] | BaseModel]:
+        """Model wrapper that returns outputs formatted to match the given schema.
+
+        Args:
+            schema: A Pydantic class, a TypedDict, or a JSON schema (a dict with a
+                `title` for `function_calling`). Optional for `json_mode`.
+            method: `"json_schema"` (default) shows the schema in the prompt and
+                asks for only a JSON object; `"json_mode"` asks for only a JSON
+                object (describe the keys in your prompt); `"function_calling"`
+                binds the schema as the only tool and forces a call to it.
+            include_raw: If `True`, return `{"raw": AIMessage, "parsed": ...,
+                "parsing_error": ...}` instead of raising on parsing errors.
+            strict: Accepted for compatibility; the service cannot enforce a
+                schema, so the reply is validated client-side either way.
+            **kwargs: Not supported; raises.
+
+        Returns:
+            A runnable that returns an instance of the Pydantic class, or a dict.
+
+        Raises:
+            ValueError: If `method` is unknown, `schema` is missing where it is
+                needed, or other keyword arguments are given.
+        """
+        if kwargs:
+            msg = f"Received unsupported arguments {kwargs}"
+            raise ValueError(msg)
+        # Imported here: output parsers are only needed once structured output is.
+        from langchain_dynaspark.structured_output import (  # noqa: PLC0415
+            structured_runnable,
+        )
+
+        return structured_runnable(
+            self, schema, method=method, include_raw=include_raw, strict=strict
+        )
 
     def _generate(
         self,
@@ -284,24 +562,47 @@ class ChatDynaspark(BaseChatModel):
     ) -> AIMessage:
         """One request: prompt -> form POST -> reply text -> `AIMessage`."""
         model = _pop_model(kwargs) or self.model
+        emulation = _Emulation.pop(kwargs)
         _reject_unknown(kwargs)
-        prompt = build_prompt(messages)
-        body = await post_form(
-            self._transport_settings(),
-            {"user_input": prompt.text, "ai_model": model},
-            None,
+        prompt = build_prompt(
+            messages, instructions=emulation.instructions(self.format_instructions)
         )
-        text, cut = apply_stop(reply_text(body), self.stop if stop is None else stop)
-        finish_reason: Literal["stop", "stop_sequence"] = (
-            "stop_sequence" if cut else "stop"
+        settings = self._transport_settings()
+        upload = (
+            await prepare_upload(
+                prompt.images, limits=self._image_limits(), settings=settings
+            )
+            if prompt.images
+            else None
+        )
+        body = await post_form(
+            settings, {"user_input": prompt.text, "ai_model": model}, upload
+        )
+        text, cut = apply_stop(
+            reply_text(body, prompt=prompt.text), self.stop if stop is None else stop
+        )
+        parsed = emulation.parse(text)
+        finish_reason: Literal["stop", "stop_sequence", "tool_calls"] = (
+            "tool_calls" if parsed.tool_calls else "stop_sequence" if cut else "stop"
         )
         return AIMessage(
-            content=text,
+            content=parsed.content,
+            tool_calls=parsed.tool_calls,
+            invalid_tool_calls=parsed.invalid_tool_calls,
             response_metadata={
                 "model_name": model,
                 "model_provider": "dynaspark",
                 "finish_reason": finish_reason,
             },
+        )
+
+    def _image_limits(self) -> ImageLimits:
+        return ImageLimits(
+            max_side=self.max_image_side,
+            max_bytes=self.max_image_bytes,
+            max_pixels=self.max_image_pixels,
+            max_download_bytes=self.max_image_download_bytes,
+            strip_metadata=self.strip_image_metadata,
         )
 
     def _transport_settings(self) -> TransportSettings:
@@ -319,14 +620,91 @@ def _result(message: AIMessage) -> ChatResult:
 
 
 def _chunk(message: AIMessage) -> ChatGenerationChunk:
-    """The whole reply as the one and last chunk of a stream."""
-    return ChatGenerationChunk(
-        message=AIMessageChunk(
-            content=message.content,
-            response_metadata=message.response_metadata,
-            chunk_position="last",
-        )
+    """The whole reply as the one and last chunk of a stream.
+
+    Tool calls travel as `tool_call_chunks`, so adding up the stream gives the
+    same `tool_calls` as `invoke`. Invalid tool calls are set on the chunk as
+    they are. When core adds chunks up, it re-derives calls from the chunks
+    alone: an invalid call survives that (without its `error`) only if its
+    arguments are not a JSON object, so only such calls get a chunk; a call to
+    a tool that was not offered would come back as a valid call.
+    """
+    pieces = [
+        (call["name"], json.dumps(call["args"], ensure_ascii=False), call["id"])
+        for call in message.tool_calls
+    ]
+    pieces.extend(
+        (call["name"], call["args"], call["id"])
+        for call in message.invalid_tool_calls
+        if not _is_json_object(call["args"])
     )
+    chunk = AIMessageChunk(
+        content=message.content,
+        response_metadata=message.response_metadata,
+        tool_call_chunks=[
+            tool_call_chunk(name=name, args=args, id=id_, index=index)
+            for index, (name, args, id_) in enumerate(pieces)
+        ],
+        chunk_position="last",
+    )
+    chunk.invalid_tool_calls = list(message.invalid_tool_calls)
+    return ChatGenerationChunk(message=chunk)
+
+
+def _is_json_object(args: str | None) -> bool:
+    """Whether core would read `args` of a tool call chunk as a JSON object."""
+    if not args:
+        return True
+    try:
+        return isinstance(parse_partial_json(args), dict)
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class _Emulation:
+    """What one request asks for beyond text: tool calls, a JSON reply."""
+
+    tools: list[dict[str, Any]]
+    tool_choice: str
+    parallel_tool_calls: bool | None
+    response_format: dict[str, Any] | None
+
+    @classmethod
+    def pop(cls, kwargs: dict[str, Any]) -> _Emulation:
+        """Take (and check) the tool and response-format arguments of a call."""
+        tools = check_tools(kwargs.pop("tools", None) or ())
+        tool_choice = check_tool_choice(kwargs.pop("tool_choice", None), tools)
+        parallel = kwargs.pop("parallel_tool_calls", None)
+        if parallel is not None and not isinstance(parallel, bool):
+            msg = "`parallel_tool_calls` must be True, False or None."
+            raise DynasparkInputError(msg)
+        response_format = kwargs.pop("response_format", None)
+        if response_format is not None:
+            response_format = check_response_format(response_format)
+        return cls(tools, tool_choice, parallel, response_format)
+
+    def instructions(self, overrides: dict[str, str] | None) -> str | None:
+        """The instructions this request needs, with `overrides` applied."""
+        return build_instructions(
+            resolve_instructions(overrides),
+            tools=self.tools,
+            tool_choice=self.tool_choice,
+            parallel_tool_calls=self.parallel_tool_calls,
+            response_format=self.response_format,
+        )
+
+    def parse(self, text: str) -> ParsedReply:
+        """Split the reply into prose and tool calls when tools are bound."""
+        if not self.tools:
+            return ParsedReply(text)
+        offered = (
+            ()
+            if self.tool_choice == "none"
+            else [tool["function"]["name"] for tool in self.tools]
+        )
+        max_calls = 1 if self.parallel_tool_calls is False else None
+        return parse_tool_calls(text, offered, max_calls=max_calls)
 
 
 def _pop_model(kwargs: dict[str, Any]) -> str | None:
@@ -340,20 +718,21 @@ def _pop_model(kwargs: dict[str, Any]) -> str | None:
 def _reject_unknown(kwargs: dict[str, Any]) -> None:
     ignored = _UNSUPPORTED_PARAMS.intersection(kwargs)
     if ignored:
-        _warn_unsupported(ignored)
+        _warn_unsupported(ignored, stacklevel=3)
     unknown = sorted(set(kwargs) - ignored)
     if unknown:
         msg = (
             f"ChatDynaspark got unexpected keyword argument(s): {', '.join(unknown)}. "
-            "Per call it takes `model` and `stop`."
+            "Per call it takes `model`, `stop`, `tools`, `tool_choice`, "
+            "`parallel_tool_calls` and `response_format`."
         )
         raise DynasparkInputError(msg)
 
 
-def _warn_unsupported(names: set[str] | frozenset[str]) -> None:
+def _warn_unsupported(names: set[str] | frozenset[str], *, stacklevel: int) -> None:
     warnings.warn(
         f"ChatDynaspark ignores {', '.join(sorted(names))}: the Dynaspark form "
         "endpoint has no sampling parameters.",
         UserWarning,
-        stacklevel=3,
+        stacklevel=stacklevel,
     )

@@ -23,6 +23,7 @@ with the tool's name and call id.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Sequence
@@ -167,8 +168,8 @@ def _content_text(message: BaseMessage, images: list[dict[str, Any]]) -> str:
         else:
             described = kind if kind != "non_standard" else block["value"].get("type")
             msg = (
-                f"Dynaspark cannot take a {described!r} content block in a "
-                f"{message.type} message. Supported: {_SUPPORTED}."
+                f"Dynaspark cannot take {described!r} content blocks (found in a "
+                f"{message.type} message). Supported: {_SUPPORTED}."
             )
             raise DynasparkInputError(msg)
     return "\n".join(piece for piece in pieces if piece)
@@ -194,7 +195,7 @@ def _image_source(block: dict[str, Any]) -> dict[str, Any]:
 
 def _number_images(parts: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """Replace image markers with `[Image 1]`, `[Image 2]`, ... in order."""
-    counter = iter(range(1, 1 << 30))
+    counter = itertools.count(1)
     return [
         (label, _IMAGE_MARK_RE.sub(lambda _: f"[Image {next(counter)}]", body))
         for label, body in parts
