@@ -328,7 +328,7 @@ def main(argv: list[str] | None = None) -> None:
         [Rule(**r) for r in json.loads(args.rules.read_text())] if args.rules else []
     )
     server = DynasparkTestServer(
-        host=args.host, port=args.port, path=args.path, rules=[Rule(**r) for r in rules]
+        host=args.host, port=args.port, path=args.path, rules=rules
     )
     print(f"Dynaspark test server on {server.url}", flush=True)  # noqa: T201
     web.run_app(server.app(), host=args.host, port=args.port, print=None)

@@ -1,0 +1,232 @@
+"""The docs notebooks run top to bottom, as a new user would run them.
+
+Each notebook is executed in a fresh Jupyter kernel (this interpreter, through a
+kernel spec written for the test) with `DYNASPARK_BASE_URL` pointing at a local
+server that answers with the notebooks' canned replies
+(`notebooks/local_server_rules.json`), exactly as the notebooks' Setup tells a
+user to run them offline. An error in any cell fails the test. With
+`DYNASPARK_LIVE=1` the notebooks run against the real service instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+import pytest
+from ipykernel.kernelspec import write_kernel_spec
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import AsyncKernelManager
+from nbclient import NotebookClient
+
+from langchain_dynaspark import ChatDynaspark
+from langchain_dynaspark.testing.server import (
+    DynasparkTestServer,
+    RecordedRequest,
+    Rule,
+)
+from tests.conftest import LIVE, LIVE_BASE_URL
+
+NOTEBOOKS = Path(__file__).parents[2] / "notebooks"
+RULES_FILE = NOTEBOOKS / "local_server_rules.json"
+NOTEBOOK_NAMES = ["chat_dynaspark.ipynb", "rag_with_dynaspark.ipynb"]
+KERNEL_NAME = "dynaspark-notebooks"
+CELL_TIMEOUT = 300 if LIVE else 60
+
+local_only = pytest.mark.skipif(LIVE, reason="about the local server")
+
+
+def _rules() -> list[Rule]:
+    return [Rule(**rule) for rule in json.loads(RULES_FILE.read_text())]
+
+
+@pytest.fixture(scope="module")
+def notebook_server() -> Iterator[DynasparkTestServer]:
+    with DynasparkTestServer(rules=_rules()) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def kernel_specs(tmp_path_factory: pytest.TempPathFactory) -> KernelSpecManager:
+    """A kernel spec for this interpreter, whatever kernels the machine has."""
+    kernels = tmp_path_factory.mktemp("kernels")
+    write_kernel_spec(kernels / KERNEL_NAME)
+    return KernelSpecManager(kernel_dirs=[str(kernels)])
+
+
+def _execute(
+    name: str, base_url: str, kernel_specs: KernelSpecManager
+) -> nbformat.NotebookNode:
+    notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
+    manager = AsyncKernelManager(
+        kernel_name=KERNEL_NAME, kernel_spec_manager=kernel_specs
+    )
+    client = NotebookClient(
+        notebook,
+        km=manager,
+        timeout=CELL_TIMEOUT,
+        resources={"metadata": {"path": str(NOTEBOOKS)}},
+    )
+    env = {**os.environ, "DYNASPARK_BASE_URL": base_url}
+    # nbclient keeps a kernel it did not create running; shut it down here.
+    client.execute(cleanup_kc=True, env=env)
+    return notebook
+
+
+def _code_cells(notebook: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
+    return [cell for cell in notebook.cells if cell.cell_type == "code"]
+
+
+def _stderr(notebook: nbformat.NotebookNode) -> list[str]:
+    return [
+        output["text"]
+        for cell in _code_cells(notebook)
+        for output in cell.outputs
+        if output.get("name") == "stderr"
+    ]
+
+
+@pytest.mark.parametrize("name", NOTEBOOK_NAMES)
+def test_notebook_is_stored_without_outputs(name: str) -> None:
+    notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
+    nbformat.validate(notebook)
+    cells = _code_cells(notebook)
+    assert cells
+    for cell in cells:
+        assert cell.outputs == [], cell.source
+        assert cell.execution_count is None, cell.source
+
+
+@dataclass(frozen=True)
+class Run:
+    """An executed notebook and the requests the local server received."""
+
+    notebook: nbformat.NotebookNode
+    requests: list[RecordedRequest]
+
+    @property
+    def prompts(self) -> list[str]:
+        return [request.fields["user_input"] for request in self.requests]
+
+
+@pytest.fixture(scope="module")
+def run_notebook(
+    notebook_server: DynasparkTestServer, kernel_specs: KernelSpecManager
+) -> Callable[[str], Run]:
+    """Execute a notebook once per module; later calls reuse the run."""
+    runs: dict[str, Run] = {}
+
+    def run(name: str) -> Run:
+        if name not in runs:
+            notebook_server.reset()
+            base_url = LIVE_BASE_URL if LIVE else notebook_server.url
+            notebook = _execute(name, base_url, kernel_specs)
+            runs[name] = Run(notebook, list(notebook_server.requests))
+        return runs[name]
+
+    return run
+
+
+@pytest.mark.parametrize("name", NOTEBOOK_NAMES)
+def test_notebook_runs_clean(name: str, run_notebook: Callable[[str], Run]) -> None:
+    executed = run_notebook(name).notebook
+
+    cells = _code_cells(executed)
+    assert all(cell.execution_count is not None for cell in cells)
+    assert _stderr(executed) == []
+
+
+@local_only
+def test_chat_notebook_reaches_every_canned_answer(
+    run_notebook: Callable[[str], Run],
+) -> None:
+    """The tool, agent, structured-output and image cells send what they show.
+
+    A cell can run and still miss its point: an agent that never executed its
+    tool returns the model's raw text without an error. Each rule matching some
+    prompt proves its question was asked. The tool's result goes back to the
+    model twice: once by hand, once by the agent. Images reach the service as
+    uploaded image files, several of them labelled in one prompt.
+    """
+    run = run_notebook("chat_dynaspark.ipynb")
+
+    with_tool_result = [p for p in run.prompts if "Sunny and 21 degrees in Paris" in p]
+    assert len(with_tool_result) == 2
+    for pattern in (
+        "weather in Paris",
+        "joke about cats",
+        "three primary colours",
+    ):
+        assert any(re.search(pattern, prompt) for prompt in run.prompts), pattern
+    uploads = [request.file for request in run.requests if request.file is not None]
+    assert len(uploads) == 3
+    assert all(upload.content_type.startswith("image/") for upload in uploads)
+    assert any("[Image 2]" in prompt for prompt in run.prompts)
+
+
+@local_only
+def test_rag_notebook_sends_the_retrieved_context(
+    run_notebook: Callable[[str], Run],
+) -> None:
+    run = run_notebook("rag_with_dynaspark.ipynb")
+
+    for question in ("bring my dog", "open on Thursday evenings", "train tickets"):
+        asking = [prompt for prompt in run.prompts if question in prompt]
+        assert asking, question
+        for prompt in asking:
+            assert "[pets] Dogs are welcome on the terrace" in prompt
+            assert "[hours] The Harbor Café opens" in prompt
+
+
+@pytest.fixture
+def command_line_server() -> Iterator[str]:
+    """The server as the notebooks' Setup starts it: the command and the rules."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [
+        sys.executable,
+        "-m",
+        "langchain_dynaspark.testing.server",
+        "--port",
+        str(port),
+        "--rules",
+        str(RULES_FILE),
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    _, stderr = process.communicate()
+                    pytest.fail(f"the server did not start:\n{stderr.decode()}")
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
+
+
+@local_only
+def test_documented_server_command_serves_the_rules(command_line_server: str) -> None:
+    model = ChatDynaspark(base_url=command_line_server, max_retries=0)
+
+    answer = model.invoke("Do you sell train tickets?").text
+
+    assert answer == next(
+        rule.reply for rule in _rules() if rule.pattern == "train tickets"
+    )
+    assert model.invoke("Hello").text == "Echo: Hello"
