@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import re
 import threading
@@ -330,8 +331,18 @@ def main(argv: list[str] | None = None) -> None:
     server = DynasparkTestServer(
         host=args.host, port=args.port, path=args.path, rules=rules
     )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve_forever(server))
+
+
+async def _serve_forever(server: DynasparkTestServer) -> None:
+    """Serve until cancelled, announcing the bound address (also for `--port 0`)."""
+    await server.start_async()
     print(f"Dynaspark test server on {server.url}", flush=True)  # noqa: T201
-    web.run_app(server.app(), host=args.host, port=args.port, print=None)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await server.stop_async()
 
 
 if __name__ == "__main__":

@@ -13,10 +13,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
+import select
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,32 +188,33 @@ def test_rag_notebook_sends_the_retrieved_context(
 
 @pytest.fixture
 def command_line_server() -> Iterator[str]:
-    """The server as the notebooks' Setup starts it: the command and the rules."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    """The server as the notebooks' Setup starts it: the command and the rules.
+
+    On `--port 0` it binds a free port and announces the address it bound.
+    """
     command = [
         sys.executable,
         "-m",
         "langchain_dynaspark.testing.server",
         "--port",
-        str(port),
+        "0",
         "--rules",
         str(RULES_FILE),
     ]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    _, stderr = process.communicate()
-                    pytest.fail(f"the server did not start:\n{stderr.decode()}")
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
+        announced, _, _ = select.select([process.stdout], [], [], 30)
+        line = process.stdout.readline() if announced else ""
+        if not line.startswith("Dynaspark test server on http://127.0.0.1:"):
+            process.kill()
+            _, stderr = process.communicate()
+            pytest.fail(f"the server did not start ({line!r}):\n{stderr}")
+        url = line.rsplit(" ", 1)[1].strip()
+        assert not url.endswith(":0")
+        yield url
     finally:
         process.terminate()
         process.communicate(timeout=10)
