@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import difflib
+import functools
 import json
+import math
+import sys
+import threading
 import warnings
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -24,11 +30,23 @@ from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import (
     Runnable,
+    RunnableConfig,
 )
-from langchain_core.utils import from_env
+from langchain_core.utils import from_env, secret_from_env
 from langchain_core.utils.json import parse_partial_json
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+from typing_extensions import Self
 
+from langchain_dynaspark import api, form
+from langchain_dynaspark.api import DEFAULT_API_PATH, DEFAULT_MAX_REQUEST_LINE
 from langchain_dynaspark.errors import DynasparkInputError
 from langchain_dynaspark.images import (
     DEFAULT_MAX_IMAGE_BYTES,
@@ -36,7 +54,6 @@ from langchain_dynaspark.images import (
     DEFAULT_MAX_IMAGE_PIXELS,
     DEFAULT_MAX_IMAGE_SIDE,
     ImageLimits,
-    prepare_upload,
 )
 from langchain_dynaspark.instructions import (
     build_instructions,
@@ -45,13 +62,13 @@ from langchain_dynaspark.instructions import (
     check_tools,
     resolve_instructions,
 )
-from langchain_dynaspark.prompt import build_prompt
-from langchain_dynaspark.reply import apply_stop, reply_text
+from langchain_dynaspark.prompt import Prompt, build_prompt
+from langchain_dynaspark.reply import Reply, StopScanner, apply_stop
 from langchain_dynaspark.tool_calls import (
     ParsedReply,
     parse_tool_calls,
 )
-from langchain_dynaspark.transport import TransportSettings, post_form, run_sync
+from langchain_dynaspark.transport import TransportSettings, iterate_sync, run_sync
 
 if TYPE_CHECKING:
     from langchain_core.tools import BaseTool
@@ -59,7 +76,9 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_MODEL", "KNOWN_MODELS", "ChatDynaspark"]
 
 DEFAULT_BASE_URL = "https://dynaspark.onrender.com"
-DEFAULT_PATH = "/generate_response"
+DEFAULT_PATH = form.DEFAULT_PATH
+API_DEFAULT_MODEL = "default"
+"""`ls_model_name` on `endpoint="api"` when no model was chosen: the service's."""
 DEFAULT_MODEL = "gemini-1.5-flash"
 KNOWN_MODELS = (
     "gemini-1.5-flash",
@@ -69,20 +88,45 @@ KNOWN_MODELS = (
 )
 """Models the service is known to offer. Any other name is sent unchanged."""
 
-_UNSUPPORTED_PARAMS = frozenset(
+_SAMPLING_RANGES: dict[str, tuple[float, float]] = {
+    "temperature": (0.0, 3.0),
+    "top_p": (0.0, 1.0),
+    "presence_penalty": (-2.0, 2.0),
+    "frequency_penalty": (-2.0, 2.0),
+}
+"""The documented ranges of the API's sampling parameters."""
+SAMPLING_PARAMS = (*_SAMPLING_RANGES, "seed")
+"""Sampling parameters the API takes and the form ignores (with a warning)."""
+_IGNORED_PARAMS = frozenset({"top_k", "max_tokens", "max_output_tokens", "n"})
+"""Parameters other chat models take and neither endpoint has (warned, dropped)."""
+_CALL_ARGUMENTS = (
+    "model",
+    "stop",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "response_format",
+    *SAMPLING_PARAMS,
+)
+_CONSUMED_BY_LANGCHAIN = frozenset({"ls_structured_output_format"})
+"""Call arguments `BaseChatModel` takes out before they reach `_generate`."""
+_INTERNAL_MODULES = frozenset(
     {
-        "temperature",
-        "top_p",
-        "top_k",
-        "max_tokens",
-        "max_output_tokens",
-        "n",
-        "seed",
-        "presence_penalty",
-        "frequency_penalty",
+        "langchain_dynaspark",
+        "langchain_core",
+        "langchain",
+        "langgraph",
+        "pydantic",
+        "concurrent",
+        "threading",
+        "asyncio",
+        "contextlib",
+        "contextvars",
+        "functools",
     }
 )
-"""Sampling parameters other chat models take and the form endpoint has not."""
+"""Frames a warning skips to point at the caller's line."""
+_warned_lock = threading.Lock()
 
 
 class ChatDynaspark(BaseChatModel):
@@ -310,6 +354,45 @@ class ChatDynaspark(BaseChatModel):
     path: str = DEFAULT_PATH
     """Path of the form endpoint; the service has renamed it before."""
 
+    endpoint: Literal["form", "api"] = "form"
+    """Which surface of the service to speak: `"form"` (the web form: images,
+    no sampling parameters) or `"api"` (the documented API: sampling parameters,
+    a system prompt, token streaming, token usage, rate-limit headers; text
+    only)."""
+
+    api_path: str = DEFAULT_API_PATH
+    """Path of the documented API, used on `endpoint="api"`."""
+
+    api_key: SecretStr | None = Field(
+        default_factory=secret_from_env("DYNASPARK_API_KEY", default=None)
+    )
+    """API key for `endpoint="api"`; read from `DYNASPARK_API_KEY` when not given.
+    Sent only when set (the service needs none for now)."""
+
+    private: bool = True
+    """On `endpoint="api"`, ask the service to keep generations out of its
+    public feed."""
+
+    temperature: float | None = Field(default=None, ge=0.0, le=3.0)
+    """Sampling temperature, 0 to 3 (`endpoint="api"`; the form ignores it)."""
+
+    top_p: float | None = Field(default=None, ge=0.0, le=1.0)
+    """Nucleus sampling, 0 to 1 (`endpoint="api"`; the form ignores it)."""
+
+    presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    """Presence penalty, -2 to 2 (`endpoint="api"`; the form ignores it)."""
+
+    frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    """Frequency penalty, -2 to 2 (`endpoint="api"`; the form ignores it)."""
+
+    seed: int | None = None
+    """Seed for reproducible sampling (`endpoint="api"`; the form ignores it)."""
+
+    max_request_line: int = Field(default=DEFAULT_MAX_REQUEST_LINE, ge=64)
+    """Longest request line, in bytes, sent on `endpoint="api"`, where the
+    conversation travels in the URL. Longer requests are refused before sending.
+    The default is gunicorn's limit; many proxies accept 8190."""
+
     timeout: float | None = Field(default=120.0, gt=0)
     """Seconds one attempt may take in all; `None` for no limit."""
 
@@ -356,18 +439,35 @@ class ChatDynaspark(BaseChatModel):
 
     model_config = ConfigDict(populate_by_name=True)
 
+    _warned: set[str] = PrivateAttr(default_factory=set)
+    """Ignored parameters this model has warned about (once each)."""
+
     @model_validator(mode="before")
     @classmethod
-    def _drop_unsupported_params(cls, values: Any) -> Any:
-        """Warn about (and drop) sampling parameters the service does not take."""
-        if isinstance(values, dict):
-            given = _UNSUPPORTED_PARAMS.intersection(values)
-            if given:
-                # Past this validator and the __init__s of pydantic and
-                # langchain-core's Serializable, to the caller's line.
-                _warn_unsupported(given, stacklevel=5)
-                values = {k: v for k, v in values.items() if k not in given}
-        return values
+    def _check_arguments(cls, values: Any) -> Any:
+        """Refuse unknown arguments; warn about (and drop) ignored parameters."""
+        if not isinstance(values, dict):
+            return values
+        known = _arguments_of(cls)
+        unknown = sorted(set(values) - known - _IGNORED_PARAMS)
+        if unknown:
+            raise ValueError(_unknown_message(unknown, sorted(known)))
+        endpoint = values.get("endpoint", "form")
+        ignored = set(_IGNORED_PARAMS.intersection(values))
+        if endpoint == "form":
+            ignored.update(n for n in SAMPLING_PARAMS if values.get(n) is not None)
+        if ignored:
+            _warn_ignored(ignored, endpoint)
+        return {k: v for k, v in values.items() if k not in _IGNORED_PARAMS}
+
+    @model_validator(mode="after")
+    def _remember_warnings(self) -> Self:
+        """Sampling fields warned about at construction are not warned again."""
+        if self.endpoint == "form":
+            self._warned.update(
+                n for n in SAMPLING_PARAMS if getattr(self, n) is not None
+            )
+        return self
 
     @field_validator("format_instructions")
     @classmethod
@@ -382,6 +482,11 @@ class ChatDynaspark(BaseChatModel):
         return "dynaspark-chat"
 
     @property
+    def lc_secrets(self) -> dict[str, str]:
+        """Where the API key comes from, so serialization never writes it."""
+        return {"api_key": "DYNASPARK_API_KEY"}
+
+    @property
     def _identifying_params(self) -> dict[str, Any]:
         return {"model": self.model, "base_url": self.base_url, "path": self.path}
 
@@ -390,13 +495,15 @@ class ChatDynaspark(BaseChatModel):
 
         Tool calling and tool choice are emulated through the prompt;
         `structured_output` (which means a native feature) is `False`, so
-        `create_agent(response_format=...)` uses its tool strategy.
+        `create_agent(response_format=...)` uses its tool strategy. Images
+        need the form: the API takes text only.
         """
+        images = self.endpoint == "form"
         return ModelProfile(
             text_inputs=True,
-            image_inputs=True,
-            image_url_inputs=True,
-            image_tool_message=True,
+            image_inputs=images,
+            image_url_inputs=images,
+            image_tool_message=images,
             pdf_inputs=False,
             audio_inputs=False,
             video_inputs=False,
@@ -416,12 +523,65 @@ class ChatDynaspark(BaseChatModel):
     ) -> LangSmithParams:
         params = LangSmithParams(
             ls_provider="dynaspark",
-            ls_model_name=kwargs.get("model") or self.model,
+            ls_model_name=kwargs.get("model")
+            or self._chosen_model()
+            or API_DEFAULT_MODEL,
             ls_model_type="chat",
         )
+        temperature = kwargs.get("temperature", self.temperature)
+        if self.endpoint == "api" and isinstance(temperature, (int, float)):
+            params["ls_temperature"] = float(temperature)
         if ls_stop := stop or self.stop:
             params["ls_stop"] = ls_stop
         return params
+
+    async def ainvoke(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AIMessage:
+        """Like `BaseChatModel.ainvoke`, checking the call's arguments first.
+
+        Checked here, in the caller's task, so that a warning points at the
+        caller's line.
+        """
+        self._precheck(kwargs)
+        return await super().ainvoke(input, config, stop=stop, **kwargs)
+
+    def batch(
+        self,
+        inputs: list[LanguageModelInput],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[AIMessage]:
+        """Like `BaseChatModel.batch`, checking the call's arguments first.
+
+        Checked once, in the caller's thread, so that a warning points at the
+        caller's line and bad arguments fail before any request is sent.
+        """
+        self._precheck(kwargs)
+        return super().batch(  # type: ignore[return-value]
+            inputs, config, return_exceptions=return_exceptions, **kwargs
+        )
+
+    async def abatch(
+        self,
+        inputs: list[LanguageModelInput],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[AIMessage]:
+        """Like `BaseChatModel.abatch`, checking the call's arguments first."""
+        self._precheck(kwargs)
+        return await super().abatch(  # type: ignore[return-value]
+            inputs, config, return_exceptions=return_exceptions, **kwargs
+        )
 
     def bind_tools(
         self,
@@ -515,7 +675,8 @@ class ChatDynaspark(BaseChatModel):
             return generate_from_stream(
                 self._stream(messages, stop, run_manager, **kwargs)
             )
-        return _result(run_sync(self._acall(messages, stop, kwargs)))
+        call = self._prepare(messages, stop, kwargs, stream=False)
+        return _result(run_sync(self._arequest(call)))
 
     async def _agenerate(
         self,
@@ -528,7 +689,8 @@ class ChatDynaspark(BaseChatModel):
             return await agenerate_from_stream(
                 self._astream(messages, stop, run_manager, **kwargs)
             )
-        return _result(await self._acall(messages, stop, kwargs))
+        call = self._prepare(messages, stop, kwargs, stream=False)
+        return _result(await self._arequest(call))
 
     def _stream(
         self,
@@ -537,10 +699,22 @@ class ChatDynaspark(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        chunk = _chunk(run_sync(self._acall(messages, stop, kwargs)))
-        if run_manager:
-            run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-        yield chunk
+        """Stream the reply: on the API, event by event; else in one piece.
+
+        With tools bound or structured output requested, the reply is buffered
+        and parsed as `invoke` parses it, then given as one chunk, so a stream
+        gives the same tool calls or parsed object as `invoke`.
+        """
+        call = self._prepare(messages, stop, kwargs, stream=True)
+        chunks = (
+            iterate_sync(self._api_chunks(call))
+            if call.streams
+            else iter([_chunk(run_sync(self._arequest(call)))])
+        )
+        for chunk in chunks:
+            if run_manager:
+                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
 
     async def _astream(
         self,
@@ -549,51 +723,173 @@ class ChatDynaspark(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        chunk = _chunk(await self._acall(messages, stop, kwargs))
-        if run_manager:
-            await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-        yield chunk
+        call = self._prepare(messages, stop, kwargs, stream=True)
+        if not call.streams:
+            chunk = _chunk(await self._arequest(call))
+            if run_manager:
+                await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
+            return
+        chunks = self._api_chunks(call)
+        async with contextlib.aclosing(chunks):
+            async for chunk in chunks:
+                if run_manager:
+                    await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                yield chunk
 
-    async def _acall(
+    def _prepare(
         self,
         messages: Sequence[BaseMessage],
         stop: list[str] | None,
         kwargs: dict[str, Any],
-    ) -> AIMessage:
-        """One request: prompt -> form POST -> reply text -> `AIMessage`."""
-        model = _pop_model(kwargs) or self.model
-        emulation = _Emulation.pop(kwargs)
-        _reject_unknown(kwargs)
-        prompt = build_prompt(
-            messages, instructions=emulation.instructions(self.format_instructions)
-        )
-        settings = self._transport_settings()
-        upload = (
-            await prepare_upload(
-                prompt.images, limits=self._image_limits(), settings=settings
+        *,
+        stream: bool,
+    ) -> _Call:
+        """Check a call's arguments and build its request; nothing is sent.
+
+        Raises:
+            DynasparkInputError: If the input cannot be sent to this endpoint.
+        """
+        model, sampling, emulation = self._call_options(kwargs)
+        instructions = emulation.instructions(self.format_instructions)
+        stop = self.stop if stop is None else stop
+        if self.endpoint == "form":
+            prompt = build_prompt(messages, instructions=instructions)
+            return _Call(model or self.model, prompt, emulation, stop)
+        system, rest = api.split_system(messages)
+        prompt = build_prompt(rest, instructions=instructions)
+        if prompt.images:
+            msg = (
+                "The Dynaspark API takes text only, and this conversation holds "
+                f"{len(prompt.images)} image(s). Send images with "
+                "ChatDynaspark(endpoint='form')."
             )
-            if prompt.images
-            else None
+            raise DynasparkInputError(msg)
+        model = model or self._chosen_model()
+        query = api.build_query(
+            user_input=prompt.text,
+            system=system,
+            model=model,
+            sampling=sampling,
+            json_mode=emulation.response_format is not None,
+            stream=stream and not emulation.buffered,
+            private=self.private,
+            api_key=self.api_key.get_secret_value() if self.api_key else None,
         )
-        body = await post_form(
-            settings, {"user_input": prompt.text, "ai_model": model}, upload
+        api.check_request_line(self._url(), query, self.max_request_line)
+        return _Call(model, prompt, emulation, stop, query)
+
+    def _precheck(self, kwargs: dict[str, Any]) -> None:
+        """Check a call's arguments (and warn) before LangChain takes them over."""
+        self._call_options(
+            {k: v for k, v in kwargs.items() if k not in _CONSUMED_BY_LANGCHAIN}
         )
-        text, cut = apply_stop(
-            reply_text(body, prompt=prompt.text), self.stop if stop is None else stop
-        )
-        parsed = emulation.parse(text)
-        finish_reason: Literal["stop", "stop_sequence", "tool_calls"] = (
-            "tool_calls" if parsed.tool_calls else "stop_sequence" if cut else "stop"
+
+    def _call_options(
+        self, kwargs: dict[str, Any]
+    ) -> tuple[str | None, dict[str, float | int], _Emulation]:
+        """Take a call's model, sampling parameters and emulation from `kwargs`.
+
+        Sampling parameters are checked on both endpoints and sent on the API;
+        the form warns that it ignores them (once per model and parameter).
+
+        Raises:
+            DynasparkInputError: If an argument is unknown or out of range.
+        """
+        model = _pop_model(kwargs)
+        given = {name: kwargs.pop(name) for name in SAMPLING_PARAMS if name in kwargs}
+        for name, value in given.items():
+            if value is not None:
+                _check_sampling(name, value)
+        emulation = _Emulation.pop(kwargs)
+        ignored = set(_IGNORED_PARAMS.intersection(kwargs))
+        unknown = sorted(set(kwargs) - ignored)
+        if unknown:
+            raise DynasparkInputError(_unknown_message(unknown, _CALL_ARGUMENTS))
+        if self.endpoint == "form":
+            ignored.update(name for name, value in given.items() if value is not None)
+            self._warn_once(ignored)
+            return model, {}, emulation
+        self._warn_once(ignored)
+        sampling = {
+            name: value
+            for name in SAMPLING_PARAMS
+            if (value := given.get(name, getattr(self, name))) is not None
+        }
+        return model, sampling, emulation
+
+    def _warn_once(self, names: set[str]) -> None:
+        """Warn about ignored parameters not warned about before by this model."""
+        with _warned_lock:
+            new = names - self._warned
+            self._warned.update(new)
+        if new:
+            _warn_ignored(new, self.endpoint)
+
+    def _chosen_model(self) -> str | None:
+        """The model to name: on the API, only one the user chose."""
+        if self.endpoint == "form" or "model" in self.model_fields_set:
+            return self.model
+        return None
+
+    async def _arequest(self, call: _Call) -> AIMessage:
+        """One request: the endpoint's request and reply -> `AIMessage`."""
+        settings = self._transport_settings()
+        if call.query is None:
+            reply = await form.request(
+                settings, call.prompt, call.model or self.model, self._image_limits()
+            )
+        else:
+            reply = await api.request(settings, call.query)
+        text, cut = apply_stop(reply.text, call.stop)
+        parsed = call.emulation.parse(text)
+        finish_reason = (
+            "tool_calls"
+            if parsed.tool_calls
+            else "stop_sequence"
+            if cut
+            else reply.finish_reason or "stop"
         )
         return AIMessage(
             content=parsed.content,
             tool_calls=parsed.tool_calls,
             invalid_tool_calls=parsed.invalid_tool_calls,
-            response_metadata={
-                "model_name": model,
-                "model_provider": "dynaspark",
-                "finish_reason": finish_reason,
-            },
+            usage_metadata=reply.usage,
+            response_metadata=_metadata(call, reply, finish_reason),
+        )
+
+    async def _api_chunks(
+        self, call: _Call
+    ) -> AsyncGenerator[ChatGenerationChunk, None]:
+        """The API's events as chunks, each as soon as it arrives.
+
+        Text that could still begin a stop sequence is held back until it
+        cannot; once a stop sequence matches, nothing more is read. The last
+        chunk carries the usage and metadata.
+        """
+        assert call.query is not None
+        scanner = StopScanner(call.stop)
+        model = usage = finish_reason = limits = None
+        pieces = api.stream(self._transport_settings(), call.query)
+        async with contextlib.aclosing(pieces):
+            async for piece in pieces:
+                model = piece.model or model
+                usage = piece.usage or usage
+                finish_reason = piece.finish_reason or finish_reason
+                limits = piece.rate_limit or limits
+                if text := scanner.feed(piece.text):
+                    yield ChatGenerationChunk(message=AIMessageChunk(content=text))
+                if scanner.matched or piece.done:
+                    break
+        last = Reply(scanner.flush(), model=model, usage=usage, rate_limit=limits)
+        finish = "stop_sequence" if scanner.matched else finish_reason or "stop"
+        yield ChatGenerationChunk(
+            message=AIMessageChunk(
+                content=last.text,
+                usage_metadata=usage,
+                response_metadata=_metadata(call, last, finish),
+                chunk_position="last",
+            )
         )
 
     def _image_limits(self) -> ImageLimits:
@@ -605,14 +901,58 @@ class ChatDynaspark(BaseChatModel):
             strip_metadata=self.strip_image_metadata,
         )
 
+    def _url(self) -> str:
+        path = self.api_path if self.endpoint == "api" else self.path
+        return self.base_url.rstrip("/") + path
+
     def _transport_settings(self) -> TransportSettings:
+        api_key = self.api_key.get_secret_value() if self.api_key else ""
         return TransportSettings(
-            url=self.base_url.rstrip("/") + self.path,
+            url=self._url(),
             timeout=self.timeout,
             connect_timeout=self.connect_timeout,
             max_retries=self.max_retries,
             proxy=self.proxy,
+            secrets=(api_key,) if api_key else (),
+            not_found_hint=(
+                api.NOT_FOUND_HINT if self.endpoint == "api" else form.NOT_FOUND_HINT
+            ),
         )
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One call, checked and ready to send.
+
+    Attributes:
+        model: The model to name; `None` on the API means the service's default.
+        prompt: The prompt (on the API, less the leading system messages).
+        emulation: The tools or response format the call asks for.
+        stop: The stop sequences in force.
+        query: The API query; `None` on the form.
+    """
+
+    model: str | None
+    prompt: Prompt
+    emulation: _Emulation
+    stop: list[str] | None
+    query: dict[str, str] | None = None
+
+    @property
+    def streams(self) -> bool:
+        """Whether a stream of this call yields the API's events as they come."""
+        return self.query is not None and not self.emulation.buffered
+
+
+def _metadata(call: _Call, reply: Reply, finish_reason: str) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
+        "model_name": reply.model or call.model or API_DEFAULT_MODEL,
+        "model_provider": "dynaspark",
+        "finish_reason": finish_reason,
+    }
+    if reply.rate_limit:
+        metadata["rate_limit"] = dict(reply.rate_limit)
+    return metadata
 
 
 def _result(message: AIMessage) -> ChatResult:
@@ -684,6 +1024,11 @@ class _Emulation:
             response_format = check_response_format(response_format)
         return cls(tools, tool_choice, parallel, response_format)
 
+    @property
+    def buffered(self) -> bool:
+        """Whether the reply must be whole before it is parsed."""
+        return bool(self.tools) or self.response_format is not None
+
     def instructions(self, overrides: dict[str, str] | None) -> str | None:
         """The instructions this request needs, with `overrides` applied."""
         return build_instructions(
@@ -715,24 +1060,65 @@ def _pop_model(kwargs: dict[str, Any]) -> str | None:
     return model
 
 
-def _reject_unknown(kwargs: dict[str, Any]) -> None:
-    ignored = _UNSUPPORTED_PARAMS.intersection(kwargs)
-    if ignored:
-        _warn_unsupported(ignored, stacklevel=3)
-    unknown = sorted(set(kwargs) - ignored)
-    if unknown:
-        msg = (
-            f"ChatDynaspark got unexpected keyword argument(s): {', '.join(unknown)}. "
-            "Per call it takes `model`, `stop`, `tools`, `tool_choice`, "
-            "`parallel_tool_calls` and `response_format`."
-        )
+def _check_sampling(name: str, value: Any) -> None:
+    """Check one per-call sampling parameter against its documented range."""
+    if name == "seed":
+        if isinstance(value, bool) or not isinstance(value, int):
+            msg = f"`seed` must be an integer, not {value!r}."
+            raise DynasparkInputError(msg)
+        return
+    low, high = _SAMPLING_RANGES[name]
+    number = not isinstance(value, bool) and isinstance(value, (int, float))
+    if not number or not math.isfinite(value) or not low <= value <= high:
+        msg = f"`{name}` must be a number from {low:g} to {high:g}, not {value!r}."
         raise DynasparkInputError(msg)
 
 
-def _warn_unsupported(names: set[str] | frozenset[str], *, stacklevel: int) -> None:
-    warnings.warn(
-        f"ChatDynaspark ignores {', '.join(sorted(names))}: the Dynaspark form "
-        "endpoint has no sampling parameters.",
-        UserWarning,
-        stacklevel=stacklevel,
+@functools.cache
+def _arguments_of(cls: type[BaseModel]) -> frozenset[str]:
+    """The names and aliases a model class takes."""
+    names = set(cls.model_fields)
+    names.update(f.alias for f in cls.model_fields.values() if f.alias)
+    return frozenset(names)
+
+
+def _unknown_message(unknown: list[str], known: Sequence[str]) -> str:
+    hints = []
+    for name in unknown:
+        near = difflib.get_close_matches(name, known, n=1)
+        hints.append(f"`{name}`" + (f" (did you mean `{near[0]}`?)" if near else ""))
+    return (
+        f"ChatDynaspark got unexpected argument(s): {', '.join(hints)}. Check the "
+        "spelling; the arguments are listed in the ChatDynaspark docstring."
     )
+
+
+def _warn_ignored(names: set[str], endpoint: str) -> None:
+    """Warn that `names` are ignored: on the form, every sampling parameter."""
+    reason = (
+        "the Dynaspark form endpoint has no sampling parameters"
+        if endpoint == "form"
+        else "the Dynaspark API has no such parameter"
+    )
+    warnings.warn(
+        f"ChatDynaspark ignores {', '.join(sorted(names))}: {reason}.",
+        UserWarning,
+        stacklevel=_caller_stacklevel(),
+    )
+
+
+def _caller_stacklevel() -> int:
+    """The `stacklevel` of the first frame outside this package and LangChain.
+
+    Counted from the function that calls `warnings.warn`, so that the warning
+    points at the user's own line however deep LangChain's machinery is.
+    """
+    frame = sys._getframe(2)
+    level = 2
+    while frame is not None:
+        module = frame.f_globals.get("__name__", "")
+        if module.partition(".")[0] not in _INTERNAL_MODULES:
+            return level
+        frame = frame.f_back
+        level += 1
+    return 2

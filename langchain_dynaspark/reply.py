@@ -1,5 +1,9 @@
 """A Dynaspark answer body -> the reply text, and client-side stop sequences. Pure.
 
+`Reply` is what either endpoint's module hands back: the text and whatever the
+service said about it. `apply_stop` cuts a whole reply at a stop sequence, and
+`StopScanner` does the same to a reply that arrives in pieces.
+
 The form endpoint answers `200` with JSON `{"response": "<text>"}`. A `200` is not
 a promise of that: maintenance and proxy pages are HTML, and the service can answer
 `200` with `{"error": "..."}`. Anything but a string `response` is an error, never
@@ -11,12 +15,38 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from langchain_dynaspark.errors import DynasparkResponseError
 
-__all__ = ["apply_stop", "reply_text", "server_message"]
+if TYPE_CHECKING:
+    from langchain_core.messages import UsageMetadata
+
+__all__ = ["Reply", "StopScanner", "apply_stop", "reply_text", "server_message"]
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A reply, or one streamed piece of it, and what the service said about it.
+
+    Attributes:
+        text: The reply text (of this piece).
+        model: The model the service says it used.
+        usage: The service's own token counts.
+        finish_reason: Why the service says the reply ended.
+        rate_limit: The rate-limit headers: `limit`, `remaining`, `reset`.
+        done: Whether the service said that the reply is complete.
+    """
+
+    text: str = ""
+    model: str | None = None
+    usage: UsageMetadata | None = None
+    finish_reason: str | None = None
+    rate_limit: Mapping[str, float] | None = None
+    done: bool = False
+
 
 _MAX_SERVER_MESSAGE = 300
 _MIN_REDACTED_PROMPT = 8
@@ -104,6 +134,49 @@ def apply_stop(text: str, stop: Sequence[str] | None) -> tuple[str, bool]:
     if cut < 0:
         return text, False
     return text[:cut], True
+
+
+class StopScanner:
+    """Cut a reply that arrives in pieces at the first stop sequence.
+
+    A stop sequence split across pieces still cuts the reply, and nothing after
+    it is ever released. Only as much text as could still be the start of a stop
+    sequence is held back; `flush` releases it when the reply ends.
+    """
+
+    def __init__(self, stop: Sequence[str] | None) -> None:
+        self._stop = [s for s in stop or () if s]
+        self._longest = max(map(len, self._stop), default=0)
+        self._held = ""
+        self.matched = False
+        """Whether a stop sequence has cut the reply."""
+
+    def feed(self, text: str) -> str:
+        """Take the next piece; return the text that can be released now."""
+        if not self._stop or self.matched:
+            return "" if self.matched else text
+        text = self._held + text
+        released, cut = apply_stop(text, self._stop)
+        if cut:
+            self.matched = True
+            self._held = ""
+            return released
+        keep = self._could_start_a_stop(text)
+        self._held = text[len(text) - keep :]
+        return text[: len(text) - keep]
+
+    def flush(self) -> str:
+        """The reply has ended: release the text held back."""
+        held, self._held = self._held, ""
+        return held
+
+    def _could_start_a_stop(self, text: str) -> int:
+        """Length of the longest end of `text` that begins some stop sequence."""
+        for keep in range(min(len(text), self._longest - 1), 0, -1):
+            tail = text[-keep:]
+            if any(stop.startswith(tail) for stop in self._stop):
+                return keep
+        return 0
 
 
 def _looks_like_html(body: bytes) -> bool:

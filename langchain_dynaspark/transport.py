@@ -28,16 +28,25 @@ import concurrent.futures
 import contextlib
 import math
 import os
+import queue
 import random
 import threading
 import weakref
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from time import time
-from typing import Any, TypeVar
-from urllib.parse import unquote, urlencode, urlsplit
+from typing import Any, Protocol, TypeVar
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
 import aiohttp
 from aiohttp.helpers import get_env_proxy_for_url
@@ -61,11 +70,16 @@ from langchain_dynaspark.reply import server_message
 __all__ = [
     "MAX_RETRY_AFTER",
     "USER_AGENT",
+    "Answer",
+    "Decoder",
     "TransportSettings",
     "Upload",
     "download",
+    "get",
+    "iterate_sync",
     "post_form",
     "run_sync",
+    "stream_get",
 ]
 
 USER_AGENT = f"langchain-dynaspark/{__version__}"
@@ -77,12 +91,16 @@ MAX_RETRY_AFTER = 60.0
 """Longest wait honoured from a `Retry-After` header, in seconds."""
 
 _HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+_STREAM_HEADERS = {**_HEADERS, "Accept": "text/event-stream, application/json"}
 _FORM_HEADERS = {**_HEADERS, "Content-Type": "application/x-www-form-urlencoded"}
 _PROMPT_FIELD = "user_input"
 _MAX_BACKOFF_EXPONENT = 32
 _SHUTDOWN_TIMEOUT = 5.0
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+_UNIX_TIME = 1e9
+"""An `X-RateLimit-Reset` at least this large is a Unix time, not seconds."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +122,8 @@ class TransportSettings:
         connect_timeout: Seconds to open a connection, or `None` for no limit.
         max_retries: Retries after the first attempt (`0` means one attempt).
         proxy: An HTTP(S) proxy URL; `None` uses the `HTTP(S)_PROXY` environment.
+        secrets: Values (such as an API key) that no error message may show.
+        not_found_hint: What a 404 error message tells the user to do.
     """
 
     url: str
@@ -111,6 +131,32 @@ class TransportSettings:
     connect_timeout: float | None
     max_retries: int
     proxy: str | None = None
+    secrets: tuple[str, ...] = ()
+    not_found_hint: str = (
+        "The form path may have moved: set `path=` (or `base_url=`) to where the "
+        "service answers now."
+    )
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A `200` answer: its headers and, unless streamed, its body."""
+
+    headers: Mapping[str, str]
+    content_type: str
+    body: bytes = b""
+
+
+class Decoder(Protocol[T_co]):
+    """Turns a streamed body, read by read, into items (e.g. events)."""
+
+    def feed(self, chunk: bytes) -> Iterable[T_co]:
+        """Take the next read of the body; return the items it completes."""
+        ...
+
+    def end(self) -> Iterable[T_co]:
+        """The body has ended; return the items still pending."""
+        ...
 
 
 async def post_form(
@@ -146,7 +192,7 @@ async def post_form(
                 body = await response.read()
                 if response.status == 200:
                     return body
-                retry_after = _parse_retry_after(response.headers.get("Retry-After"))
+                retry_after = _retry_after(response.headers)
                 said = server_message(body, prompt=prompt)
                 error: DynasparkError = _status_error(
                     response.status, retry_after, said, settings, attempt
@@ -161,11 +207,162 @@ async def post_form(
             raise DynasparkInputError(msg) from None
         except aiohttp.ClientError as exc:
             error = _connection_error(exc, settings, attempt)
-        if attempt == attempts or not _retryable(error):
+        if attempt == attempts or not _retryable(error) or _too_long(retry_after):
             raise error
         await asyncio.sleep(_wait_before_retry(retry_after, attempt))
     msg = "unreachable: the retry loop always returns or raises"
     raise AssertionError(msg)
+
+
+async def get(settings: TransportSettings, params: Mapping[str, str]) -> Answer:
+    """GET `settings.url` with query `params`, retrying transient failures.
+
+    Returns:
+        The `200` answer, its body read in full.
+
+    Raises:
+        DynasparkError: A typed subclass for each failure; see `errors`.
+    """
+
+    async def read(response: aiohttp.ClientResponse) -> AsyncIterator[Answer]:
+        yield Answer(response.headers, response.content_type, await response.read())
+
+    timeout = _client_timeout(settings.timeout, settings.connect_timeout)
+    exchange = _exchange(settings, params, _HEADERS, timeout, read)
+    async with contextlib.aclosing(exchange):
+        async for answer in exchange:
+            return answer
+    msg = "unreachable: the exchange always yields an answer or raises"
+    raise AssertionError(msg)
+
+
+async def stream_get(
+    settings: TransportSettings,
+    params: Mapping[str, str],
+    decoder: Callable[[Answer], Decoder[T]],
+) -> AsyncGenerator[T, None]:
+    """GET a streamed answer and yield its items as each read completes them.
+
+    `decoder` is given the headers of the `200` answer and decodes its body.
+    Failures before the first item are retried as in `get`. Once an item has
+    been yielded, a dropped connection raises `DynasparkConnectionError` and a
+    silence of `timeout` seconds raises `DynasparkTimeoutError`, without retry.
+    `timeout` bounds each wait for data, not the whole stream, so a long stream
+    that keeps delivering is never cut. Closing the generator early releases
+    the connection without reading the rest.
+
+    Raises:
+        DynasparkError: A typed subclass for each failure; see `errors`.
+    """
+
+    async def read(response: aiohttp.ClientResponse) -> AsyncIterator[T]:
+        body = decoder(Answer(response.headers, response.content_type))
+        async for chunk in response.content.iter_any():
+            for item in body.feed(chunk):
+                yield item
+        for item in body.end():
+            yield item
+
+    timeout = _stream_timeout(settings.timeout, settings.connect_timeout)
+    exchange = _exchange(settings, params, _STREAM_HEADERS, timeout, read)
+    async with contextlib.aclosing(exchange):
+        async for item in exchange:
+            yield item
+
+
+async def _exchange(
+    settings: TransportSettings,
+    params: Mapping[str, str],
+    headers: Mapping[str, str],
+    timeout: aiohttp.ClientTimeout,
+    read: Callable[[aiohttp.ClientResponse], AsyncIterator[T]],
+) -> AsyncIterator[T]:
+    """The retry loop of a GET: yield what `read` makes of a `200` answer.
+
+    Nothing is retried once an item has been yielded.
+    """
+    session = await _session()
+    proxy, proxy_auth = await _proxy_for(settings.url, settings.proxy)
+    prompt = params.get(_PROMPT_FIELD)
+    attempts = settings.max_retries + 1
+    for attempt in range(1, attempts + 1):
+        retry_after: float | None = None
+        delivered = False
+        try:
+            async with session.get(
+                settings.url,
+                params=params,
+                headers=headers,
+                timeout=timeout,
+                proxy=proxy,
+                proxy_auth=proxy_auth,
+            ) as response:
+                if response.status == 200:
+                    async for item in read(response):
+                        delivered = True
+                        yield item
+                    return
+                body = await response.read()
+                retry_after = _retry_after(response.headers)
+                said = server_message(body, prompt=prompt)
+                said = said and _scrub(said, settings)
+                error: DynasparkError = _status_error(
+                    response.status, retry_after, said, settings, attempt
+                )
+        except asyncio.TimeoutError as exc:
+            error = (
+                _broken_stream_error(None, settings)
+                if delivered
+                else _timeout_error(exc, settings, attempt)
+            )
+        except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError) as exc:
+            msg = (
+                f"Cannot send a request to {_scrub(str(exc), settings)!r}: it is not "
+                "an http(s) URL. Check `base_url` and `api_path`."
+            )
+            raise DynasparkInputError(msg) from None
+        except aiohttp.ClientError as exc:
+            error = (
+                _broken_stream_error(exc, settings)
+                if delivered
+                else _connection_error(exc, settings, attempt)
+            )
+        if (
+            delivered
+            or attempt == attempts
+            or not _retryable(error)
+            or _too_long(retry_after)
+        ):
+            raise error
+        await asyncio.sleep(_wait_before_retry(retry_after, attempt))
+
+
+_DONE = object()
+
+
+def iterate_sync(stream: AsyncGenerator[T, None]) -> Iterator[T]:
+    """Iterate `stream` from sync code: it runs on the private background loop.
+
+    Each item is handed over as soon as it is produced. Closing the iterator
+    early (or an interrupt while waiting) cancels the stream, which releases
+    its connection.
+    """
+    items: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    result: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+    async def pump() -> None:
+        async with contextlib.aclosing(stream):
+            async for item in stream:
+                items.put(item)
+
+    result.add_done_callback(lambda _: items.put(_DONE))
+    try:
+        _background.loop().call_soon_threadsafe(_start, pump(), result)
+        while (item := items.get()) is not _DONE:
+            yield item
+        result.result()
+    finally:
+        result.cancel()
 
 
 async def download(
@@ -285,6 +482,12 @@ def _multipart(fields: Mapping[str, str], upload: Upload) -> aiohttp.FormData:
 
 
 @lru_cache(maxsize=32)
+def _stream_timeout(read: float | None, connect: float | None) -> aiohttp.ClientTimeout:
+    """No total limit: `read` bounds each wait for data, from the headers on."""
+    return aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=read)
+
+
+@lru_cache(maxsize=32)
 def _client_timeout(
     total: float | None, connect: float | None
 ) -> aiohttp.ClientTimeout:
@@ -339,6 +542,11 @@ def _retryable(error: DynasparkError) -> bool:
     return isinstance(error, ModelError) and error.is_retryable
 
 
+def _too_long(retry_after: float | None) -> bool:
+    """Whether the service asked for a longer wait than we retry after."""
+    return retry_after is not None and retry_after > MAX_RETRY_AFTER
+
+
 def _wait_before_retry(retry_after: float | None, attempt: int) -> float:
     """Seconds to wait after failed `attempt`: `Retry-After`, else backoff."""
     if retry_after is not None:
@@ -380,15 +588,18 @@ def _status_error(
     if status == 404:
         msg = (
             f"Dynaspark answered 404 Not Found at {urlsplit(settings.url).path}."
-            f"{said_part} The form path may have moved: set `path=` (or "
-            "`base_url=`) to where the service answers now."
+            f"{said_part} {settings.not_found_hint}"
         )
         return DynasparkNotFoundError(msg, status_code=status, server_message=said)
-    hint = (
-        " The upload is too large: send a smaller image or a shorter prompt."
-        if status == 413
-        else " Check the model name and the input."
-    )
+    hints = {
+        413: " The upload is too large: send a smaller image or a shorter prompt.",
+        414: (
+            " The request line is too long for the server: lower "
+            "`max_request_line` so this is caught before sending, shorten the "
+            "conversation, or use `endpoint='form'`."
+        ),
+    }
+    hint = hints.get(status, " Check the model name and the input.")
     msg = f"Dynaspark rejected the request with HTTP {status}.{said_part}{hint}"
     return DynasparkInvalidRequestError(msg, status_code=status, server_message=said)
 
@@ -423,6 +634,27 @@ def _connection_error(
     return DynasparkConnectionError(msg)
 
 
+def _broken_stream_error(
+    exc: aiohttp.ClientError | None, settings: TransportSettings
+) -> DynasparkError:
+    """A stream that broke off after part of the reply was delivered."""
+    if exc is None:
+        msg = (
+            f"Dynaspark's stream went silent for timeout={settings.timeout} s after "
+            "part of the reply had arrived, so the reply is incomplete. It is not "
+            "retried, because part of it was already delivered: call again, or "
+            "raise `timeout`."
+        )
+        return DynasparkTimeoutError(msg)
+    msg = (
+        f"Dynaspark's stream from {_where(settings.url)} broke off "
+        f"({type(exc).__name__}: {_scrub(str(exc), settings)}) after part of the "
+        "reply had arrived, so the reply is incomplete. It is not retried, because "
+        "part of it was already delivered: call again."
+    )
+    return DynasparkConnectionError(msg)
+
+
 def _where(url: str) -> str:
     """`host[:port]` of `url`, without the credentials it may carry."""
     return urlsplit(url).netloc.rpartition("@")[2]
@@ -438,7 +670,28 @@ def _scrub(text: str, settings: TransportSettings) -> str:
         for secret in (userinfo, password, unquote(password)):
             if secret:
                 text = text.replace(secret, "***")
+    for secret in settings.secrets:
+        for form in (secret, quote(secret, safe=""), quote(secret)):
+            if form:
+                text = text.replace(form, "***")
     return text
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait: `Retry-After`, else `X-RateLimit-Reset`, else `None`.
+
+    `X-RateLimit-Reset` is a Unix time (a number of seconds when it is small).
+    """
+    retry_after = _parse_retry_after(headers.get("Retry-After"))
+    if retry_after is not None:
+        return retry_after
+    try:
+        reset = float(headers.get("X-RateLimit-Reset", ""))
+    except ValueError:
+        return None
+    if not math.isfinite(reset):
+        return None
+    return max(0.0, reset - time() if reset >= _UNIX_TIME else reset)
 
 
 def _parse_retry_after(value: str | None) -> float | None:

@@ -479,10 +479,24 @@ async def test_retry_after_http_date_is_honoured(
     assert 8.0 <= sleeps[0] <= 10.0
 
 
-async def test_retry_after_is_capped(
+@pytest.mark.parametrize("status", [429, 503])
+async def test_a_wait_longer_than_the_cap_raises_at_once(
+    server: DynasparkTestServer, sleeps: list[float], status: int
+) -> None:
+    server.script(Reply(status=status, headers={"Retry-After": "3600"}), "ok")
+    with pytest.raises(DynasparkError, match="3600 s") as caught:
+        await _model(server).ainvoke(PROMPT)
+    assert caught.value.status_code == status
+    assert getattr(caught.value, "retry_after", 3600.0) == 3600.0
+    assert sleeps == []
+    assert len(server.requests) == 1
+
+
+async def test_a_wait_within_the_cap_is_honoured(
     server: DynasparkTestServer, sleeps: list[float]
 ) -> None:
-    server.script(Reply(status=429, headers={"Retry-After": "3600"}), "ok")
+    wait = f"{transport.MAX_RETRY_AFTER:g}"
+    server.script(Reply(status=429, headers={"Retry-After": wait}), "ok")
     assert (await _model(server).ainvoke(PROMPT)).text == "ok"
     assert sleeps == [transport.MAX_RETRY_AFTER]
 

@@ -1,0 +1,371 @@
+"""The documented Dynaspark API: its query, its reply and its streamed events.
+
+`GET {base_url}/api/generate_response` takes the prompt and its settings as
+query parameters (`user_input`, `system`, `model`, sampling parameters, `json`,
+`stream`, `private`, `seed`, `api_key`) and answers
+`{"response", "model", "usage"}`, a `text/plain` reply, or, with
+`stream=true`, server-sent events. The event format is not documented, so
+three styles are accepted, in any mix: OpenAI-style chunks
+(`{"choices": [{"delta": {"content": ...}}]}`), `{"response": ...}` objects and
+plain text. `data: [DONE]` ends the stream; `usage`, `model` and
+`finish_reason` are read from any event. Rate-limit headers
+(`X-RateLimit-Limit`, `-Remaining`, `-Reset`) are read from every answer.
+
+Everything here is pure except `request` and `stream`, which go through
+`transport`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+from langchain_core.messages import BaseMessage, SystemMessage, UsageMetadata
+from yarl import URL
+
+from langchain_dynaspark.errors import DynasparkInputError, DynasparkResponseError
+from langchain_dynaspark.reply import Reply, reply_text, server_message
+from langchain_dynaspark.sse import ServerSentEvent, SSEDecoder
+from langchain_dynaspark.transport import Answer, TransportSettings, get, stream_get
+
+__all__ = [
+    "DEFAULT_API_PATH",
+    "DEFAULT_MAX_REQUEST_LINE",
+    "NOT_FOUND_HINT",
+    "build_query",
+    "check_request_line",
+    "event_reply",
+    "parse_reply",
+    "rate_limit",
+    "request",
+    "split_system",
+    "stream",
+    "usage_metadata",
+]
+
+DEFAULT_API_PATH = "/api/generate_response"
+DEFAULT_MAX_REQUEST_LINE = 4094
+"""gunicorn's default limit on the request line, the lowest of common servers."""
+NOT_FOUND_HINT = (
+    "The API path may have moved: set `api_path=` (or `base_url=`) to where the "
+    "service answers now, or use `endpoint='form'`."
+)
+
+_STRUCTURED_KEYS = frozenset({"choices", "response", "usage", "error"})
+"""An event's JSON object with one of these keys is structured; else plain text."""
+_RATE_LIMIT_HEADERS = {
+    "limit": "X-RateLimit-Limit",
+    "remaining": "X-RateLimit-Remaining",
+    "reset": "X-RateLimit-Reset",
+}
+
+
+def split_system(
+    messages: Sequence[BaseMessage],
+) -> tuple[str | None, list[BaseMessage]]:
+    """Split off the leading system messages, for the API's `system` parameter.
+
+    A system message later in the conversation stays in the transcript. When
+    nothing but system messages is given, or one holds more than text, nothing
+    is split off.
+
+    Returns:
+        The leading system messages' text (joined by blank lines), or `None`,
+        and the rest of the conversation.
+    """
+    count = 0
+    while count < len(messages) and isinstance(messages[count], SystemMessage):
+        count += 1
+    leading = messages[:count]
+    if count in (0, len(messages)) or not all(map(_text_only, leading)):
+        return None, list(messages)
+    return "\n\n".join(m.text for m in leading), list(messages[count:])
+
+
+def build_query(
+    *,
+    user_input: str,
+    system: str | None = None,
+    model: str | None = None,
+    sampling: Mapping[str, float | int] | None = None,
+    json_mode: bool = False,
+    stream: bool = False,
+    private: bool = True,
+    api_key: str | None = None,
+) -> dict[str, str]:
+    """The query parameters of one request; each is sent only when set."""
+    query = {"user_input": user_input}
+    if system:
+        query["system"] = system
+    if model:
+        query["model"] = model
+    for name, value in (sampling or {}).items():
+        query[name] = str(value)
+    if json_mode:
+        query["json"] = "true"
+    if stream:
+        query["stream"] = "true"
+    if private:
+        query["private"] = "true"
+    if api_key:
+        query["api_key"] = api_key
+    return query
+
+
+def check_request_line(url: str, query: Mapping[str, str], limit: int) -> None:
+    """Refuse a request whose request line would exceed `limit` bytes.
+
+    The line is measured as sent: `GET <path>?<encoded query> HTTP/1.1`.
+
+    Raises:
+        DynasparkInputError: If the line is too long; nothing has been sent.
+    """
+    target = URL(url).extend_query(query).raw_path_qs
+    length = len(f"GET {target} HTTP/1.1".encode())
+    if length > limit:
+        msg = (
+            f"This request would need a {length}-byte request line, over "
+            f"max_request_line={limit}: on endpoint='api' the conversation travels "
+            "in the URL, and servers refuse long ones. Shorten the conversation, "
+            "use endpoint='form' (which sends it in the body), or raise "
+            "`max_request_line` if your server accepts longer lines."
+        )
+        raise DynasparkInputError(msg)
+
+
+async def request(settings: TransportSettings, query: Mapping[str, str]) -> Reply:
+    """Send one request and return the whole reply."""
+    answer = await get(settings, query)
+    with _hiding(query.get("api_key")):
+        return parse_reply(answer, prompt=query.get("user_input"))
+
+
+async def stream(
+    settings: TransportSettings, query: Mapping[str, str]
+) -> AsyncGenerator[Reply, None]:
+    """Send one streaming request; yield each event's piece as it arrives.
+
+    A service that ignores `stream=true` and answers in one piece gives one
+    piece. Closing the generator early releases the connection.
+    """
+    prompt = query.get("user_input")
+    pieces = stream_get(settings, query, lambda answer: _Events(answer, prompt))
+    with _hiding(query.get("api_key")):
+        async with contextlib.aclosing(pieces):
+            async for piece in pieces:
+                yield piece
+
+
+def parse_reply(answer: Answer, *, prompt: str | None = None) -> Reply:
+    """A whole `200` answer -> its reply.
+
+    Raises:
+        DynasparkResponseError: If the answer is not a reply (HTML, an
+            `{"error": ...}`, JSON without a `response`).
+    """
+    limits = rate_limit(answer.headers)
+    body = answer.body
+    if answer.content_type == "text/plain" and body.strip() and body[:1] != b"<":
+        return Reply(body.decode("utf-8", "replace"), rate_limit=limits, done=True)
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        text = _reply_text(data)
+        if text is not None:
+            return Reply(
+                text,
+                model=_string(data.get("model")),
+                usage=usage_metadata(data.get("usage")),
+                finish_reason=_finish_reason(data),
+                rate_limit=limits,
+                done=True,
+            )
+    # Not a reply: raises the error that says what it was.
+    return Reply(reply_text(body, prompt=prompt), rate_limit=limits, done=True)
+
+
+def event_reply(event: ServerSentEvent, *, prompt: str | None = None) -> Reply:
+    """One server-sent event -> its piece of the reply.
+
+    Raises:
+        DynasparkResponseError: If the event reports an error.
+    """
+    data = event.data
+    if event.event == "error":
+        _raise_stream_error(data, prompt)
+    if data.strip() == "[DONE]":
+        return Reply(done=True)
+    payload = _json_object(data)
+    if payload is None or _STRUCTURED_KEYS.isdisjoint(payload):
+        return Reply(data)
+    if "error" in payload:
+        _raise_stream_error(str(payload["error"]), prompt)
+    return Reply(
+        _reply_text(payload) or "",
+        model=_string(payload.get("model")),
+        usage=usage_metadata(payload.get("usage")),
+        finish_reason=_finish_reason(payload),
+    )
+
+
+def usage_metadata(usage: Any) -> UsageMetadata | None:
+    """The service's token counts (OpenAI or LangChain names); never estimated."""
+    if not isinstance(usage, dict):
+        return None
+    inputs = _count(usage, "prompt_tokens", "input_tokens")
+    outputs = _count(usage, "completion_tokens", "output_tokens")
+    if inputs is None or outputs is None:
+        return None
+    total = _count(usage, "total_tokens")
+    return UsageMetadata(
+        input_tokens=inputs,
+        output_tokens=outputs,
+        total_tokens=inputs + outputs if total is None else total,
+    )
+
+
+def rate_limit(headers: Mapping[str, str]) -> dict[str, float] | None:
+    """`X-RateLimit-Limit`, `-Remaining` and `-Reset` as numbers, if sent."""
+    found: dict[str, float] = {}
+    for key, header in _RATE_LIMIT_HEADERS.items():
+        value = headers.get(header)
+        if value is None:
+            continue
+        try:
+            number = float(value)
+        except ValueError:
+            continue
+        found[key] = int(number) if number.is_integer() else number
+    return found or None
+
+
+class _Events:
+    """The `transport.Decoder` of a streamed answer: bytes -> reply pieces."""
+
+    def __init__(self, answer: Answer, prompt: str | None) -> None:
+        self._answer = answer
+        self._prompt = prompt
+        self._limits = rate_limit(answer.headers)
+        self._sse = SSEDecoder() if answer.content_type == "text/event-stream" else None
+        self._body = bytearray()
+
+    def feed(self, chunk: bytes) -> list[Reply]:
+        if self._sse is None:
+            self._body += chunk
+            return []
+        return [self._piece(event) for event in self._sse.feed(chunk)]
+
+    def end(self) -> list[Reply]:
+        if self._sse is None:
+            answer = Answer(
+                self._answer.headers, self._answer.content_type, bytes(self._body)
+            )
+            return [parse_reply(answer, prompt=self._prompt)]
+        return [self._piece(event) for event in self._sse.end()]
+
+    def _piece(self, event: ServerSentEvent) -> Reply:
+        piece = event_reply(event, prompt=self._prompt)
+        if self._limits is None:
+            return piece
+        return Reply(
+            piece.text,
+            model=piece.model,
+            usage=piece.usage,
+            finish_reason=piece.finish_reason,
+            rate_limit=self._limits,
+            done=piece.done,
+        )
+
+
+@contextlib.contextmanager
+def _hiding(secret: str | None) -> Iterator[None]:
+    """Re-raise a reply error without `secret`, should the service quote it."""
+    try:
+        yield
+    except DynasparkResponseError as error:
+        if not secret:
+            raise
+
+        def hide(text: str) -> str:
+            for form in (secret, quote(secret, safe="")):
+                text = text.replace(form, "***")
+            return text
+
+        said = error.server_message
+        raise DynasparkResponseError(
+            hide(str(error)),
+            status_code=error.status_code,
+            server_message=hide(said) if said else None,
+        ) from None
+
+
+def _text_only(message: BaseMessage) -> bool:
+    content = message.content
+    return isinstance(content, str) or all(
+        isinstance(block, str) or block.get("type") == "text" for block in content
+    )
+
+
+def _reply_text(data: dict[str, Any]) -> str | None:
+    """The text of a reply object: `response`, or an OpenAI-style choice."""
+    response = data.get("response")
+    if isinstance(response, str):
+        return response
+    if isinstance(response, (dict, list)):
+        return json.dumps(response, ensure_ascii=False)
+    choice = _first_choice(data)
+    for key in ("delta", "message"):
+        part = choice.get(key)
+        if isinstance(part, dict) and isinstance(part.get("content"), str):
+            return part["content"]
+    text = choice.get("text")
+    return text if isinstance(text, str) else None
+
+
+def _finish_reason(data: dict[str, Any]) -> str | None:
+    return _string(_first_choice(data).get("finish_reason")) or _string(
+        data.get("finish_reason")
+    )
+
+
+def _first_choice(data: dict[str, Any]) -> dict[str, Any]:
+    choices = data.get("choices")
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+        return choices[0]
+    return {}
+
+
+def _json_object(data: str) -> dict[str, Any] | None:
+    if not data.lstrip().startswith("{"):
+        return None
+    try:
+        payload = json.loads(data)
+    except ValueError:
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def _count(usage: dict[str, Any], *names: str) -> int | None:
+    for name in names:
+        value = usage.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+    return None
+
+
+def _string(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _raise_stream_error(said: str, prompt: str | None) -> None:
+    message = server_message(said.encode(), prompt=prompt)
+    msg = (
+        f"Dynaspark reported an error in its stream: {message}. Retry later, or "
+        "change the input."
+    )
+    raise DynasparkResponseError(msg, status_code=200, server_message=message)
