@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from langchain_tests.unit_tests.chat_models import ChatModelTests
+
 from langchain_dynaspark import ChatDynaspark
 
 
@@ -62,3 +64,40 @@ class DynasparkStandardConfig:
     @property
     def supports_json_mode(self) -> bool:
         return True
+
+
+class DynasparkApiStandardConfig:
+    """The same suites on `endpoint="api"`: usage metadata on, image input off.
+
+    Listed before the form's test class, so these properties win over it.
+    """
+
+    @property
+    def chat_model_params(self) -> dict[str, Any]:
+        return {**super().chat_model_params, "endpoint": "api"}  # type: ignore[misc]
+
+    @property
+    def standard_chat_model_params(self) -> dict[str, Any]:
+        # The API takes temperature; max_tokens exists on neither endpoint.
+        params = ChatModelTests.standard_chat_model_params.fget(self)  # type: ignore[attr-defined]
+        return {k: v for k, v in params.items() if k != "max_tokens"}
+
+    @property
+    def model_override_value(self) -> str:
+        return "openai-large"
+
+    @property
+    def returns_usage_metadata(self) -> bool:
+        return True
+
+    @property
+    def supports_image_inputs(self) -> bool:
+        return False
+
+    @property
+    def supports_image_urls(self) -> bool:
+        return False
+
+    @property
+    def supports_image_tool_message(self) -> bool:
+        return False

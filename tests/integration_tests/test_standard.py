@@ -17,7 +17,7 @@ from langchain_tests.integration_tests import ChatModelIntegrationTests
 from langchain_dynaspark import transport
 from langchain_dynaspark.testing.server import DynasparkTestServer
 from tests.conftest import LIVE, LIVE_BASE_URL
-from tests.standard_config import DynasparkStandardConfig
+from tests.standard_config import DynasparkApiStandardConfig, DynasparkStandardConfig
 
 
 @pytest.fixture(autouse=True)
@@ -155,3 +155,9 @@ class TestChatDynasparkIntegration(DynasparkStandardConfig, ChatModelIntegration
     @_FILLS_A_SCHEMA
     def test_json_mode(self, model: BaseChatModel) -> None:
         super().test_json_mode(model)
+
+
+class TestChatDynasparkApiIntegration(
+    DynasparkApiStandardConfig, TestChatDynasparkIntegration
+):
+    """The same suite on `endpoint="api"`, with token usage and no images."""
