@@ -79,3 +79,81 @@ def test_pickles_without_session_loop_or_thread() -> None:
     model = ChatDynaspark(model="gemini-2.0-flash", max_retries=5, stop=["x"])
     clone = pickle.loads(pickle.dumps(model))
     assert clone.model_dump() == model.model_dump()
+
+
+def test_sampling_fields_are_attributes_validated_at_construction() -> None:
+    model = ChatDynaspark(
+        endpoint="api",
+        temperature=0,
+        top_p=1,
+        presence_penalty=-2,
+        frequency_penalty=2,
+        seed=7,
+    )
+    assert (model.temperature, model.top_p, model.seed) == (0.0, 1.0, 7)
+    for field, value in [
+        ("temperature", 3.01),
+        ("top_p", 1.5),
+        ("presence_penalty", -2.5),
+        ("frequency_penalty", 9),
+        ("seed", 1.5),
+    ]:
+        with pytest.raises(ValueError, match=field):
+            ChatDynaspark(endpoint="api", **{field: value})
+
+
+def test_endpoint_is_form_or_api() -> None:
+    assert ChatDynaspark().endpoint == "form"
+    with pytest.raises(ValueError, match="endpoint"):
+        ChatDynaspark(endpoint="rest")
+
+
+@pytest.mark.parametrize(
+    ("typo", "field"),
+    [("temprature", "temperature"), ("api_pth", "api_path"), ("time_out", "timeout")],
+)
+def test_unknown_arguments_name_the_nearest_field(typo: str, field: str) -> None:
+    with pytest.raises(ValueError, match=f"`{typo}` \\(did you mean `{field}`\\?\\)"):
+        ChatDynaspark(**{typo: 1})
+
+
+def test_unknown_call_arguments_name_the_nearest_one() -> None:
+    with pytest.raises(DynasparkInputError, match="did you mean `temperature`"):
+        ChatDynaspark(endpoint="api").invoke("hi", temprature=0.5)
+
+
+def test_api_key_from_environment_and_never_in_repr(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DYNASPARK_API_KEY", "sk-env-secret")
+    model = ChatDynaspark(endpoint="api")
+    assert model.api_key is not None
+    assert model.api_key.get_secret_value() == "sk-env-secret"
+    assert "sk-env-secret" not in repr(model)
+    assert "sk-env-secret" not in str(pickle.dumps(model.model_dump_json()))
+    monkeypatch.delenv("DYNASPARK_API_KEY")
+    assert ChatDynaspark().api_key is None
+
+
+def test_profile_tells_the_truth_per_endpoint() -> None:
+    form = ChatDynaspark().profile
+    api = ChatDynaspark(endpoint="api").profile
+    assert form is not None
+    assert api is not None
+    for key in ("image_inputs", "image_url_inputs", "image_tool_message"):
+        assert form[key]
+        assert not api[key]
+    assert api["text_inputs"]
+    assert api["tool_calling"]
+
+
+def test_ls_params_per_endpoint() -> None:
+    with pytest.warns(UserWarning, match="ignores temperature"):
+        form = ChatDynaspark(temperature=0.5)
+    assert "ls_temperature" not in form._get_ls_params()
+    api = ChatDynaspark(endpoint="api", temperature=0.5)
+    assert api._get_ls_params()["ls_temperature"] == 0.5
+    assert api._get_ls_params(temperature=1)["ls_temperature"] == 1.0
+    assert api._get_ls_params()["ls_model_name"] == "default"
+    chosen = ChatDynaspark(endpoint="api", model="openai-large")
+    assert chosen._get_ls_params()["ls_model_name"] == "openai-large"
