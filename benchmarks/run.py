@@ -55,7 +55,11 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 BENCHMARKS = Path(__file__).resolve().parent
 ROOT = BENCHMARKS.parent
 FORM_PATH = "/generate_response"
+API_PATH = "/api/generate_response"
 MODEL = "gemini-2.0-flash"
+STREAM_EVENTS = 1000
+STREAM_PROMPT = f"stream {STREAM_EVENTS} events"
+FIRST_PROMPT = "first event"
 
 HISTORY: list[BaseMessage] = [
     SystemMessage(
@@ -73,6 +77,8 @@ HISTORY: list[BaseMessage] = [
 
 GOAL_CPU = 1.25
 GOAL_SYNC = 1.3
+GOAL_FIRST_EVENT_MS = {"astream": 1.0, "stream": 2.0}
+"""Most milliseconds by which the first event may lag the bare reader's."""
 GOAL_IMPORT = 1.10
 CONNECTION_CALLS = 100
 
@@ -100,10 +106,14 @@ class Options:
 
 # --- the local server, in its own process --------------------------------------
 
-_SERVER = """
+_SERVER = f"""
 import sys
-from langchain_dynaspark.testing.server import DynasparkTestServer
-server = DynasparkTestServer().start()
+from langchain_dynaspark.testing.server import DynasparkTestServer, Rule
+rules = [
+    Rule("^{STREAM_PROMPT}$", " ".join(["word"] * {STREAM_EVENTS})),
+    Rule("^{FIRST_PROMPT}$", "one two three"),
+]
+server = DynasparkTestServer(rules=rules).start()
 print(server.url, flush=True)
 sys.stdin.read()
 server.stop()
@@ -154,7 +164,7 @@ def local_server() -> Iterator[str]:
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def admin(url: str, what: str) -> dict[str, int]:
+def admin(url: str, what: str) -> dict[str, Any]:
     """`stats` or `reset` on the test server's admin endpoint."""
     method = "GET" if what == "stats" else "POST"
     request = urllib.request.Request(f"{url}/__admin__/{what}", method=method)
@@ -213,6 +223,79 @@ class DoNothingChatModel(BaseChatModel):
         yield ChatGenerationChunk(
             message=AIMessageChunk(self.reply, chunk_position="last")
         )
+
+
+class DoNothingStreamingModel(BaseChatModel):
+    """LangChain's own per-chunk cost: `chunks` chunks at once, without I/O."""
+
+    chunks: int = STREAM_EVENTS
+
+    @property
+    def _llm_type(self) -> str:
+        return "do-nothing-streaming"
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: Any = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        raise NotImplementedError
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: Any = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        for _ in range(self.chunks):
+            yield ChatGenerationChunk(message=AIMessageChunk("word "))
+        yield ChatGenerationChunk(message=AIMessageChunk("", chunk_position="last"))
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: Any = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        for _ in range(self.chunks):
+            yield ChatGenerationChunk(message=AIMessageChunk("word "))
+        yield ChatGenerationChunk(message=AIMessageChunk("", chunk_position="last"))
+
+
+class BareApiClient:
+    """The floor's HTTP part on the API: a GET, the JSON reply or an SSE reader."""
+
+    def __init__(self, base_url: str) -> None:
+        self.url = base_url + API_PATH
+        self.session = aiohttp.ClientSession()
+
+    async def get(self, query: dict[str, str]) -> str:
+        async with self.session.get(self.url, params=query) as response:
+            return json.loads(await response.read())["response"]
+
+    async def stream(self, prompt: str, first: list[float] | None = None) -> int:
+        """Read the events line by line; note when the first text arrived."""
+        query = {"user_input": prompt, "private": "true", "stream": "true"}
+        events = 0
+        async with self.session.get(self.url, params=query) as response:
+            async for line in response.content:
+                if not line.startswith(b"data: "):
+                    continue
+                data = line[6:].strip()
+                if data == b"[DONE]":
+                    break
+                text = json.loads(data)["choices"][0]["delta"].get("content")
+                if text and first is not None and not first:
+                    first.append(time.time())
+                events += 1
+        return events
+
+    async def close(self) -> None:
+        await self.session.close()
 
 
 class BareClient:
@@ -378,6 +461,105 @@ async def measure_calls(url: str, options: Options) -> dict[str, dict[str, Sampl
     finally:
         gc.unfreeze()
         await bare.close()
+
+
+async def measure_api(url: str, options: Options) -> dict[str, Any]:
+    """The API endpoint: ainvoke and 1,000-event streams, and first-event latency."""
+    from langchain_dynaspark import ChatDynaspark, api
+    from langchain_dynaspark.prompt import build_prompt
+
+    system, rest = api.split_system(HISTORY)
+    query = api.build_query(user_input=build_prompt(rest).text, system=system)
+    bare = BareApiClient(url)
+    nothing = DoNothingChatModel()
+    streaming = DoNothingStreamingModel()
+    model = ChatDynaspark(endpoint="api", base_url=url)
+
+    async def sync_stream() -> None:
+        for _ in model.stream(STREAM_PROMPT):
+            pass
+
+    async def reset_server() -> None:
+        await asyncio.to_thread(admin, url, "reset")
+
+    calls: dict[str, Call] = {
+        "bare": lambda: bare.get(query),
+        "nothing.ainvoke": lambda: nothing.ainvoke(HISTORY),
+        "both": lambda: _both(bare.get(query), nothing.ainvoke(HISTORY)),
+        "ainvoke": lambda: model.ainvoke(HISTORY),
+    }
+    streams: dict[str, Call] = {
+        "bare": lambda: bare.stream(STREAM_PROMPT),
+        "nothing.astream": lambda: _drain(streaming.astream(STREAM_PROMPT)),
+        "astream": lambda: _drain(model.astream(STREAM_PROMPT)),
+        "stream": sync_stream,
+    }
+    stream_calls = max(2, options.calls // 20)
+    try:
+        await measure_sequential(calls, rounds=1, calls=2, between=reset_server)
+        await measure_sequential(streams, rounds=1, calls=1, between=reset_server)
+        gc.collect()
+        gc.freeze()
+        result = {
+            "calls": await measure_sequential(
+                calls, rounds=options.rounds, calls=options.calls, between=reset_server
+            ),
+            "streams": await measure_sequential(
+                streams,
+                rounds=options.rounds,
+                calls=stream_calls,
+                between=reset_server,
+            ),
+        }
+        gc.unfreeze()
+        result["first_event_ms"] = await _first_event_latency(
+            url, bare, model, max(3, options.calls // 4)
+        )
+        return result
+    finally:
+        gc.unfreeze()
+        await bare.close()
+
+
+async def _both(first: Awaitable[object], second: Awaitable[object]) -> None:
+    await first
+    await second
+
+
+async def _first_event_latency(
+    url: str, bare: BareApiClient, model: Any, calls: int
+) -> dict[str, float]:
+    """Median ms from the server writing the first event to the client having it."""
+
+    async def bare_first() -> float:
+        first: list[float] = []
+        await bare.stream(FIRST_PROMPT, first)
+        return first[0]
+
+    async def astream_first() -> float:
+        seen: float | None = None
+        async for _ in model.astream(FIRST_PROMPT):
+            seen = seen or time.time()
+        assert seen is not None
+        return seen
+
+    async def stream_first() -> float:
+        seen: float | None = None
+        for _ in model.stream(FIRST_PROMPT):
+            seen = seen or time.time()
+        assert seen is not None
+        return seen
+
+    contenders = {"bare": bare_first, "astream": astream_first, "stream": stream_first}
+    lags: dict[str, list[float]] = {name: [] for name in contenders}
+    order = list(contenders.items())
+    for turn in range(calls):
+        random.Random(turn).shuffle(order)
+        for name, first in order:
+            seen = await first()
+            written = (await asyncio.to_thread(admin, url, "stats"))["first_write_at"]
+            lags[name].append((seen - written) * 1e3)
+    return {name: statistics.median(values) for name, values in lags.items()}
 
 
 def count_connections(url: str, calls: int) -> dict[str, int]:
@@ -652,11 +834,70 @@ def report(
         *import_goals,
         *image_goals,
     ]
-    print()
-    print("Goals" + (" (not enforced in a smoke run)" if options.smoke else ""))
-    for goal in goals:
-        print(f"  [{'met' if goal.met else 'MISSED'}] {goal.text}: {goal.value}")
     return goals
+
+
+def _report_api(figures: dict[str, Any]) -> list[Goal]:
+    """Print the API endpoint's rows; return its goals."""
+    print()
+    print("API endpoint (endpoint='api')")
+    print(_row("client CPU and wall time per call", "CPU µs", "wall µs", "CPU ÷ floor"))
+    lines, ratios = _calls_section("ainvoke (4-message history)", figures["calls"])
+    for line in lines:
+        print(line)
+    streams: dict[str, Sample] = figures["streams"]
+    bare, nothing = streams["bare"], streams["nothing.astream"]
+    floor = (bare.cpu_us + nothing.cpu_us) / STREAM_EVENTS
+    print(f"streaming a {STREAM_EVENTS:,}-event reply, per event")
+    print(
+        _row("bare aiohttp SSE line reader (floor: HTTP)", bare.cpu_us / STREAM_EVENTS)
+    )
+    print(
+        _row(
+            "do-nothing BaseChatModel.astream (floor: LangChain)",
+            nothing.cpu_us / STREAM_EVENTS,
+        )
+    )
+    stream_ratios: dict[str, float] = {}
+    for method in ("astream", "stream"):
+        per_event = streams[method].cpu_us / STREAM_EVENTS
+        stream_ratios[method] = per_event / floor
+        print(
+            _row(
+                f"ChatDynaspark.{method}",
+                f"{per_event:.1f}",
+                f"{streams[method].wall_us / STREAM_EVENTS:.1f}",
+                f"{stream_ratios[method]:.2f}x",
+            )
+        )
+    first = figures["first_event_ms"]
+    print("first event: server writes it -> the client has it (median ms)")
+    for name, label in (
+        ("bare", "bare aiohttp SSE line reader"),
+        ("astream", "ChatDynaspark.astream"),
+        ("stream", "ChatDynaspark.stream (sync)"),
+    ):
+        print(_row(label, "", f"{first[name]:.2f}"))
+    return [
+        Goal(
+            f"API ainvoke CPU per call ≤ {GOAL_CPU}x floor",
+            f"{ratios['ainvoke']:.2f}x",
+            ratios["ainvoke"] <= GOAL_CPU,
+        ),
+        Goal(
+            f"{STREAM_EVENTS:,}-event astream CPU per event ≤ {GOAL_CPU}x floor",
+            f"{stream_ratios['astream']:.2f}x",
+            stream_ratios["astream"] <= GOAL_CPU,
+        ),
+        *(
+            Goal(
+                f"first event via {method} within {limit:g} ms of the bare reader",
+                f"+{first[method] - first['bare']:.2f} ms",
+                first[method] - first["bare"] <= limit,
+            )
+            for method, limit in GOAL_FIRST_EVENT_MS.items()
+        ),
+    ]
 
 
 def _print_imports(options: Options, imports: dict[str, Any]) -> list[Goal]:
@@ -795,9 +1036,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     with local_server() as url:
         connections = count_connections(url, CONNECTION_CALLS)
         calls = asyncio.run(measure_calls(url, options))
+        api_figures = asyncio.run(measure_api(url, options))
     images = measure_images() if options.images else None
     imports = measure_imports(options.import_runs)
     goals = report(options, calls, connections, imports, images)
+    goals += _report_api(api_figures)
+    print()
+    print("Goals" + (" (not enforced in a smoke run)" if options.smoke else ""))
+    for goal in goals:
+        print(f"  [{'met' if goal.met else 'MISSED'}] {goal.text}: {goal.value}")
     return 0 if options.smoke or all(goal.met for goal in goals) else 1
 
 

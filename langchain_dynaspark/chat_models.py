@@ -781,6 +781,8 @@ class ChatDynaspark(BaseChatModel):
 
     def _precheck(self, kwargs: dict[str, Any]) -> None:
         """Check a call's arguments (and warn) before LangChain takes them over."""
+        if not kwargs:
+            return
         self._call_options(
             {k: v for k, v in kwargs.items() if k not in _CONSUMED_BY_LANGCHAIN}
         )
@@ -820,6 +822,8 @@ class ChatDynaspark(BaseChatModel):
 
     def _warn_once(self, names: set[str]) -> None:
         """Warn about ignored parameters not warned about before by this model."""
+        if not names:
+            return
         with _warned_lock:
             new = names - self._warned
             self._warned.update(new)

@@ -142,11 +142,16 @@ class RecordedRequest:
 
 @dataclass
 class RecordedStream:
-    """One streamed API answer: events written, and whether the client left."""
+    """One streamed API answer: events written, and whether the client left.
+
+    `first_write_at` is the `time.time()` just before the first event was
+    written, for measuring how soon a client sees it.
+    """
 
     events: int = 0
     planned: int = 0
     disconnected: bool = False
+    first_write_at: float | None = None
 
 
 class DynasparkTestServer:
@@ -436,6 +441,8 @@ class DynasparkTestServer:
                     return response
                 if index and delay:
                     await asyncio.sleep(delay)
+                if not index:
+                    record.first_write_at = time.time()
                 await response.write(
                     piece.encode() if isinstance(piece, str) else piece
                 )
@@ -469,8 +476,13 @@ class DynasparkTestServer:
         return web.json_response({"queued": len(self._script)})
 
     async def _admin_stats(self, request: web.Request) -> web.Response:
+        last = self.streams[-1] if self.streams else None
         return web.json_response(
-            {"requests": len(self.requests), "connections": self.connections}
+            {
+                "requests": len(self.requests),
+                "connections": self.connections,
+                "first_write_at": last.first_write_at if last else None,
+            }
         )
 
     async def _admin_reset(self, request: web.Request) -> web.Response:

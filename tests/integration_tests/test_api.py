@@ -757,3 +757,27 @@ def test_max_tokens_warns_on_the_api_too(server: DynasparkTestServer) -> None:
     assert "ignores max_tokens" in str(warning.message)
     assert "max_tokens" not in server.requests[0].fields
     assert _caught(lambda: _model(server, temperature=1.0)) == []
+
+
+@pytest.mark.parametrize("method", ["stream", "astream"])
+def test_leaving_a_stream_early_releases_the_connection(
+    server: DynasparkTestServer, method: str
+) -> None:
+    server.script(Reply(events=["a"] * 40, event_delay=0.05))
+    model = _model(server)
+    if method == "stream":
+        stream = model.stream("Hi")
+        assert next(stream).content == "a"
+        stream.close()
+    else:
+
+        async def first() -> str:
+            chunks = model.astream("Hi")
+            chunk = await anext(chunks)
+            await chunks.aclose()
+            return chunk.text
+
+        assert asyncio.run(first()) == "a"
+    record = server.streams[0]
+    assert _eventually(lambda: record.disconnected)
+    assert record.events < record.planned

@@ -100,5 +100,17 @@ def test_image_and_import_rows_carry_figures(smoke_output: str) -> None:
 
 def test_every_goal_gets_a_verdict(smoke_output: str) -> None:
     goals = _section(smoke_output, "Goals").splitlines()[1:]
-    assert len(goals) == 9, goals
+    assert len(goals) == 13, goals
     assert all(re.match(r"  \[(met|MISSED)\] .+: .+", goal) for goal in goals), goals
+
+
+def test_api_rows_carry_figures(smoke_output: str) -> None:
+    calls = _section(smoke_output, "ainvoke (4-message history)")
+    assert re.search(rf"^  ChatDynaspark\.ainvoke +{MEASURED}$", calls, re.MULTILINE)
+    streams = _section(smoke_output, "streaming a 1,000-event reply, per event")
+    for method in ("astream", "stream"):
+        row = rf"^  ChatDynaspark\.{method} +[\d.]+ +[\d.]+ +{RATIO}$"
+        assert re.search(row, streams, re.MULTILINE), streams
+    first = _section(smoke_output, "first event")
+    for label in ("bare aiohttp SSE line reader", "ChatDynaspark\\.astream"):
+        assert re.search(rf"^  {label} +-?\d+\.\d\d$", first, re.MULTILINE), first
