@@ -136,6 +136,11 @@ class ChatDynaspark(BaseChatModel):
     renders the whole conversation into the single prompt the service takes
     (each message labelled by its role) and turns the reply into an `AIMessage`.
 
+    It speaks both surfaces of the service: the web form (`endpoint="form"`, the
+    default: images, no sampling parameters) and the documented API
+    (`endpoint="api"`: sampling parameters, a system prompt, token streaming,
+    token usage and rate-limit headers; text only).
+
     Setup:
         No API key is needed.
 
@@ -153,6 +158,10 @@ class ChatDynaspark(BaseChatModel):
         stop: Stop sequences, applied to the reply on the client side.
         streaming: Whether `invoke` goes through `stream` (callbacks get the reply
             as a token event).
+        temperature, top_p, presence_penalty, frequency_penalty, seed: Sampling
+            parameters (0-3, 0-1, -2-2, -2-2, an integer), checked at construction
+            and per call. Sent on `endpoint="api"`; the form ignores them, with a
+            warning given once per model and parameter.
 
     Key init args — client params:
         base_url: Service address; defaults to `DYNASPARK_BASE_URL`, then
@@ -165,6 +174,14 @@ class ChatDynaspark(BaseChatModel):
             (default 2; `0` means one attempt).
         proxy: HTTP(S) proxy URL; `HTTP(S)_PROXY` from the environment is used
             when unset.
+        endpoint: `"form"` (default) or `"api"`.
+        api_path: Path of the documented API, default `/api/generate_response`.
+        api_key: API key, from `DYNASPARK_API_KEY` when set; sent only when
+            there is one, never shown.
+        private: Keep API generations out of the service's public feed (default
+            `True`).
+        max_request_line: Longest request line sent on the API, in bytes
+            (default 4094); longer conversations are refused before sending.
 
     Key init args — image params:
         max_image_side: Longest side of the image sent, in pixels (default
@@ -199,8 +216,11 @@ class ChatDynaspark(BaseChatModel):
         ```
 
     Stream:
-        The service answers in one piece, so a stream yields the whole reply as
-        one chunk, as soon as it arrives.
+        The form answers in one piece, so a stream yields the whole reply as one
+        chunk, as soon as it arrives. On `endpoint="api"`, each server-sent event
+        is yielded as it arrives; with tools bound or structured output requested,
+        the reply is buffered and parsed as `invoke` parses it, then given as one
+        chunk, so both give the same tool calls or object.
 
         ```python
         for chunk in model.stream(messages):
@@ -339,8 +359,22 @@ class ChatDynaspark(BaseChatModel):
         ```
 
         `finish_reason` is `"stop_sequence"` when a stop sequence cut the reply,
-        and `"tool_calls"` when the reply holds tool calls.
-        The service reports no token usage, so `usage_metadata` is not set.
+        and `"tool_calls"` when the reply holds tool calls. On `endpoint="api"`,
+        `rate_limit` holds the `X-RateLimit-*` headers (`limit`, `remaining`,
+        `reset`), and `model_name` is the model the service says it used.
+
+    Token usage:
+        The form reports none, so `usage_metadata` is not set. The API reports
+        the service's own counts:
+
+        ```python
+        api_model = ChatDynaspark(endpoint="api", seed=7)
+        api_model.invoke(messages).usage_metadata
+        ```
+
+        ```python
+        {"input_tokens": 28, "output_tokens": 8, "total_tokens": 36}
+        ```
     """
 
     model: str = Field(default=DEFAULT_MODEL, alias="model_name")

@@ -50,7 +50,10 @@ def _rules() -> list[Rule]:
 
 @pytest.fixture(scope="module")
 def notebook_server() -> Iterator[DynasparkTestServer]:
-    with DynasparkTestServer(rules=_rules()) as server:
+    # As the notebooks' Setup starts it: events visibly apart, rate-limit headers.
+    with DynasparkTestServer(
+        rules=_rules(), event_delay=0.05, rate_limit=100
+    ) as server:
         yield server
 
 
@@ -166,6 +169,10 @@ def test_chat_notebook_reaches_every_canned_answer(
         "three primary colours",
     ):
         assert any(re.search(pattern, prompt) for prompt in run.prompts), pattern
+    api = [request.fields for request in run.requests if request.method == "GET"]
+    assert any(fields.get("stream") == "true" for fields in api)
+    assert any(fields.get("system") == "Answer in one sentence." for fields in api)
+    assert [fields.get("seed") for fields in api].count("7") == 2
     uploads = [request.file for request in run.requests if request.file is not None]
     assert len(uploads) == 3
     assert all(upload.content_type.startswith("image/") for upload in uploads)
