@@ -903,11 +903,13 @@ class ChatDynaspark(BaseChatModel):
 
         Text that could still begin a stop sequence is held back until it
         cannot; once a stop sequence matches, nothing more is read. The last
-        chunk carries the usage and metadata.
+        chunk (with the text of the event that ended the reply, if any) carries
+        the usage and metadata, so a reply that came in one piece is one chunk.
         """
         assert call.query is not None
         scanner = StopScanner(call.stop)
         model = usage = finish_reason = limits = None
+        tail = ""
         pieces = api.stream(self._transport_settings(), call.query)
         async with contextlib.aclosing(pieces):
             async for piece in pieces:
@@ -915,11 +917,14 @@ class ChatDynaspark(BaseChatModel):
                 usage = piece.usage or usage
                 finish_reason = piece.finish_reason or finish_reason
                 limits = piece.rate_limit or limits
-                if text := scanner.feed(piece.text):
-                    yield ChatGenerationChunk(message=AIMessageChunk(content=text))
+                text = scanner.feed(piece.text)
                 if scanner.matched or piece.done:
+                    tail = text
                     break
-        last = Reply(scanner.flush(), model=model, usage=usage, rate_limit=limits)
+                if text:
+                    yield ChatGenerationChunk(message=AIMessageChunk(content=text))
+        tail += scanner.flush()
+        last = Reply(tail, model=model, usage=usage, rate_limit=limits)
         finish = "stop_sequence" if scanner.matched else finish_reason or "stop"
         yield ChatGenerationChunk(
             message=AIMessageChunk(

@@ -318,7 +318,7 @@ async def _exchange(
         except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError) as exc:
             msg = (
                 f"Cannot send a request to {_scrub(str(exc), settings)!r}: it is not "
-                "an http(s) URL. Check `base_url` and `api_path`."
+                "an http(s) URL. Check `base_url` and the endpoint's path."
             )
             raise DynasparkInputError(msg) from None
         except aiohttp.ClientError as exc:

@@ -351,7 +351,7 @@ def test_each_event_is_yielded_as_soon_as_it_arrives(
 def test_a_reply_that_ignores_stream_is_one_chunk(server: DynasparkTestServer) -> None:
     server.script(Reply(status=200, body={"response": "Whole.", "model": "m"}))
     chunks = list(_model(server).stream("Hi"))
-    assert [c.content for c in chunks] == ["Whole.", ""]
+    assert [c.content for c in chunks] == ["Whole."]
     assert _sum(chunks).response_metadata["model_name"] == "m"
 
 
