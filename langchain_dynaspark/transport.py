@@ -224,7 +224,7 @@ async def get(settings: TransportSettings, params: Mapping[str, str]) -> Answer:
         DynasparkError: A typed subclass for each failure; see `errors`.
     """
 
-    async def read(response: aiohttp.ClientResponse) -> AsyncIterator[Answer]:
+    async def read(response: aiohttp.ClientResponse) -> AsyncGenerator[Answer, None]:
         yield Answer(response.headers, response.content_type, await response.read())
 
     timeout = _client_timeout(settings.timeout, settings.connect_timeout)
@@ -255,7 +255,7 @@ async def stream_get(
         DynasparkError: A typed subclass for each failure; see `errors`.
     """
 
-    async def read(response: aiohttp.ClientResponse) -> AsyncIterator[T]:
+    async def read(response: aiohttp.ClientResponse) -> AsyncGenerator[T, None]:
         body = decoder(Answer(response.headers, response.content_type))
         async for chunk in response.content.iter_any():
             for item in body.feed(chunk):
@@ -275,8 +275,8 @@ async def _exchange(
     params: Mapping[str, str],
     headers: Mapping[str, str],
     timeout: aiohttp.ClientTimeout,
-    read: Callable[[aiohttp.ClientResponse], AsyncIterator[T]],
-) -> AsyncIterator[T]:
+    read: Callable[[aiohttp.ClientResponse], AsyncGenerator[T, None]],
+) -> AsyncGenerator[T, None]:
     """The retry loop of a GET: yield what `read` makes of a `200` answer.
 
     Nothing is retried once an item has been yielded.
@@ -298,9 +298,10 @@ async def _exchange(
                 proxy_auth=proxy_auth,
             ) as response:
                 if response.status == 200:
-                    async for item in read(response):
-                        delivered = True
-                        yield item
+                    async with contextlib.aclosing(read(response)) as items:
+                        async for item in items:
+                            delivered = True
+                            yield item
                     return
                 body = await response.read()
                 retry_after = _retry_after(response.headers)
