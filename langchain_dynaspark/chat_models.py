@@ -129,6 +129,12 @@ _INTERNAL_MODULES = frozenset(
 _warned_lock = threading.Lock()
 
 
+def _sampling_field(name: str) -> Any:
+    """A sampling field, validated to its documented range."""
+    low, high = _SAMPLING_RANGES[name]
+    return Field(default=None, ge=low, le=high)
+
+
 class ChatDynaspark(BaseChatModel):
     """Chat model for the free, no-key Dynaspark AI service.
 
@@ -407,16 +413,16 @@ class ChatDynaspark(BaseChatModel):
     """On `endpoint="api"`, ask the service to keep generations out of its
     public feed."""
 
-    temperature: float | None = Field(default=None, ge=0.0, le=3.0)
+    temperature: float | None = _sampling_field("temperature")
     """Sampling temperature, 0 to 3 (`endpoint="api"`; the form ignores it)."""
 
-    top_p: float | None = Field(default=None, ge=0.0, le=1.0)
+    top_p: float | None = _sampling_field("top_p")
     """Nucleus sampling, 0 to 1 (`endpoint="api"`; the form ignores it)."""
 
-    presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    presence_penalty: float | None = _sampling_field("presence_penalty")
     """Presence penalty, -2 to 2 (`endpoint="api"`; the form ignores it)."""
 
-    frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    frequency_penalty: float | None = _sampling_field("frequency_penalty")
     """Frequency penalty, -2 to 2 (`endpoint="api"`; the form ignores it)."""
 
     seed: int | None = None
