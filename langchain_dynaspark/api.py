@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
@@ -56,6 +57,7 @@ NOT_FOUND_HINT = (
 
 _STRUCTURED_KEYS = frozenset({"choices", "response", "usage", "error"})
 """An event's JSON object with one of these keys is structured; else plain text."""
+_DONE = Reply(done=True)
 _RATE_LIMIT_HEADERS = {
     "limit": "X-RateLimit-Limit",
     "remaining": "X-RateLimit-Remaining",
@@ -148,20 +150,17 @@ async def request(settings: TransportSettings, query: Mapping[str, str]) -> Repl
         return parse_reply(answer, prompt=query.get("user_input"))
 
 
-async def stream(
+def stream(
     settings: TransportSettings, query: Mapping[str, str]
 ) -> AsyncGenerator[Reply, None]:
     """Send one streaming request; yield each event's piece as it arrives.
 
     A service that ignores `stream=true` and answers in one piece gives one
-    piece. Closing the generator early releases the connection.
+    piece. Close the generator when done with it (`contextlib.aclosing`):
+    closing it early releases the connection.
     """
-    prompt = query.get("user_input")
-    pieces = stream_get(settings, query, lambda answer: _Events(answer, prompt))
-    with _hiding(query.get("api_key")):
-        async with contextlib.aclosing(pieces):
-            async for piece in pieces:
-                yield piece
+    prompt, secret = query.get("user_input"), query.get("api_key")
+    return stream_get(settings, query, lambda answer: _Events(answer, prompt, secret))
 
 
 def parse_reply(answer: Answer, *, prompt: str | None = None) -> Reply:
@@ -203,17 +202,16 @@ def event_reply(event: ServerSentEvent, *, prompt: str | None = None) -> Reply:
     data = event.data
     if event.event == "error":
         _raise_stream_error(data, prompt)
-    if data.strip() == "[DONE]":
-        return Reply(done=True)
     payload = _json_object(data)
     if payload is None or _STRUCTURED_KEYS.isdisjoint(payload):
-        return Reply(data)
+        return _DONE if data.strip() == "[DONE]" else Reply(data)
     if "error" in payload:
         _raise_stream_error(str(payload["error"]), prompt)
+    usage = payload.get("usage")
     return Reply(
         _reply_text(payload) or "",
         model=_string(payload.get("model")),
-        usage=usage_metadata(payload.get("usage")),
+        usage=usage_metadata(usage) if usage else None,
         finish_reason=_finish_reason(payload),
     )
 
@@ -252,9 +250,10 @@ def rate_limit(headers: Mapping[str, str]) -> dict[str, float] | None:
 class _Events:
     """The `transport.Decoder` of a streamed answer: bytes -> reply pieces."""
 
-    def __init__(self, answer: Answer, prompt: str | None) -> None:
+    def __init__(self, answer: Answer, prompt: str | None, secret: str | None) -> None:
         self._answer = answer
         self._prompt = prompt
+        self._secret = secret
         self._limits = rate_limit(answer.headers)
         self._sse = SSEDecoder() if answer.content_type == "text/event-stream" else None
         self._body = bytearray()
@@ -263,28 +262,25 @@ class _Events:
         if self._sse is None:
             self._body += chunk
             return []
-        return [self._piece(event) for event in self._sse.feed(chunk)]
+        with _hiding(self._secret):
+            return [self._piece(event) for event in self._sse.feed(chunk)]
 
     def end(self) -> list[Reply]:
-        if self._sse is None:
-            answer = Answer(
-                self._answer.headers, self._answer.content_type, bytes(self._body)
-            )
-            return [parse_reply(answer, prompt=self._prompt)]
-        return [self._piece(event) for event in self._sse.end()]
+        with _hiding(self._secret):
+            if self._sse is None:
+                answer = Answer(
+                    self._answer.headers, self._answer.content_type, bytes(self._body)
+                )
+                return [parse_reply(answer, prompt=self._prompt)]
+            return [self._piece(event) for event in self._sse.end()]
 
     def _piece(self, event: ServerSentEvent) -> Reply:
+        """The event's piece; the first piece also carries the rate limits."""
         piece = event_reply(event, prompt=self._prompt)
         if self._limits is None:
             return piece
-        return Reply(
-            piece.text,
-            model=piece.model,
-            usage=piece.usage,
-            finish_reason=piece.finish_reason,
-            rate_limit=self._limits,
-            done=piece.done,
-        )
+        limits, self._limits = self._limits, None
+        return replace(piece, rate_limit=limits)
 
 
 @contextlib.contextmanager
@@ -346,7 +342,7 @@ def _first_choice(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _json_object(data: str) -> dict[str, Any] | None:
-    if not data.lstrip().startswith("{"):
+    if data[:1] != "{" and not data.lstrip().startswith("{"):
         return None
     try:
         payload = json.loads(data)

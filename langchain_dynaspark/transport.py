@@ -236,7 +236,7 @@ async def get(settings: TransportSettings, params: Mapping[str, str]) -> Answer:
     raise AssertionError(msg)
 
 
-async def stream_get(
+def stream_get(
     settings: TransportSettings,
     params: Mapping[str, str],
     decoder: Callable[[Answer], Decoder[T]],
@@ -248,8 +248,8 @@ async def stream_get(
     been yielded, a dropped connection raises `DynasparkConnectionError` and a
     silence of `timeout` seconds raises `DynasparkTimeoutError`, without retry.
     `timeout` bounds each wait for data, not the whole stream, so a long stream
-    that keeps delivering is never cut. Closing the generator early releases
-    the connection without reading the rest.
+    that keeps delivering is never cut. Closing the generator (do, e.g. with
+    `contextlib.aclosing`) releases the connection without reading the rest.
 
     Raises:
         DynasparkError: A typed subclass for each failure; see `errors`.
@@ -264,10 +264,7 @@ async def stream_get(
             yield item
 
     timeout = _stream_timeout(settings.timeout, settings.connect_timeout)
-    exchange = _exchange(settings, params, _STREAM_HEADERS, timeout, read)
-    async with contextlib.aclosing(exchange):
-        async for item in exchange:
-            yield item
+    return _exchange(settings, params, _STREAM_HEADERS, timeout, read)
 
 
 async def _exchange(

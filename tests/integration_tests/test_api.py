@@ -781,3 +781,16 @@ def test_leaving_a_stream_early_releases_the_connection(
     record = server.streams[0]
     assert _eventually(lambda: record.disconnected)
     assert record.events < record.planned
+
+
+def test_a_stream_reports_the_rate_limit_once(server: DynasparkTestServer) -> None:
+    server.rate_limit = 10
+    try:
+        chunks = list(_model(server).stream("one two"))
+    finally:
+        server.rate_limit = None
+    assert [c.text for c in chunks] == ["Echo: ", "one ", "two", ""]
+    assert all("rate_limit" not in c.response_metadata for c in chunks[:-1])
+    full = _sum(chunks)
+    assert full.response_metadata["rate_limit"]["limit"] == 10
+    assert full.response_metadata["rate_limit"]["remaining"] == 9
