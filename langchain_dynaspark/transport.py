@@ -35,6 +35,7 @@ import weakref
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
+    Awaitable,
     Callable,
     Coroutine,
     Iterable,
@@ -45,7 +46,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from time import time
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
 import aiohttp
@@ -224,19 +225,16 @@ async def get(settings: TransportSettings, params: Mapping[str, str]) -> Answer:
         DynasparkError: A typed subclass for each failure; see `errors`.
     """
 
-    async def read(response: aiohttp.ClientResponse) -> AsyncGenerator[Answer, None]:
-        yield Answer(response.headers, response.content_type, await response.read())
+    async def read(response: aiohttp.ClientResponse) -> Answer:
+        body = await response.read()
+        response.release()
+        return Answer(response.headers, response.content_type, body)
 
     timeout = _client_timeout(settings.timeout, settings.connect_timeout)
-    exchange = _exchange(settings, params, _HEADERS, timeout, read)
-    async with contextlib.aclosing(exchange):
-        async for answer in exchange:
-            return answer
-    msg = "unreachable: the exchange always yields an answer or raises"
-    raise AssertionError(msg)
+    return await _exchange(settings, params, _HEADERS, timeout, read)
 
 
-def stream_get(
+async def stream_get(
     settings: TransportSettings,
     params: Mapping[str, str],
     decoder: Callable[[Answer], Decoder[T]],
@@ -248,23 +246,50 @@ def stream_get(
     been yielded, a dropped connection raises `DynasparkConnectionError` and a
     silence of `timeout` seconds raises `DynasparkTimeoutError`, without retry.
     `timeout` bounds each wait for data, not the whole stream, so a long stream
-    that keeps delivering is never cut. Closing the generator (do, e.g. with
-    `contextlib.aclosing`) releases the connection without reading the rest.
+    that keeps delivering is never cut. Closing the generator early releases
+    the connection without reading the rest.
 
     Raises:
         DynasparkError: A typed subclass for each failure; see `errors`.
     """
 
-    async def read(response: aiohttp.ClientResponse) -> AsyncGenerator[T, None]:
+    async def start(response: aiohttp.ClientResponse) -> _Started[T]:
+        """Read until the body gives its first items (or ends)."""
         body = decoder(Answer(response.headers, response.content_type))
         async for chunk in response.content.iter_any():
-            for item in body.feed(chunk):
-                yield item
-        for item in body.end():
-            yield item
+            if first := list(body.feed(chunk)):
+                return _Started(response, first, body)
+        return _Started(response, list(body.end()), None)
 
     timeout = _stream_timeout(settings.timeout, settings.connect_timeout)
-    return _exchange(settings, params, _STREAM_HEADERS, timeout, read)
+    started = await _exchange(settings, params, _STREAM_HEADERS, timeout, start)
+    try:
+        for item in started.first:
+            yield item
+        if started.rest is None:
+            return
+        try:
+            async for chunk in started.response.content.iter_any():
+                for item in started.rest.feed(chunk):
+                    yield item
+            for item in started.rest.end():
+                yield item
+        except asyncio.TimeoutError:
+            raise _broken_stream_error(None, settings) from None
+        except aiohttp.ClientError as exc:
+            raise _broken_stream_error(exc, settings) from None
+    finally:
+        # Unread data makes aiohttp close the connection rather than reuse it.
+        started.response.release()
+
+
+@dataclass(frozen=True)
+class _Started(Generic[T]):
+    """A streamed answer that has given its first items; the rest is unread."""
+
+    response: aiohttp.ClientResponse
+    first: list[T]
+    rest: Decoder[T] | None
 
 
 async def _exchange(
@@ -272,11 +297,12 @@ async def _exchange(
     params: Mapping[str, str],
     headers: Mapping[str, str],
     timeout: aiohttp.ClientTimeout,
-    read: Callable[[aiohttp.ClientResponse], AsyncGenerator[T, None]],
-) -> AsyncGenerator[T, None]:
-    """The retry loop of a GET: yield what `read` makes of a `200` answer.
+    read: Callable[[aiohttp.ClientResponse], Awaitable[T]],
+) -> T:
+    """The retry loop of a GET: what `read` makes of a `200` answer.
 
-    Nothing is retried once an item has been yielded.
+    Once `read` has returned, it owns the response: it released it, or handed
+    it on; if `read` fails, the response is released here.
     """
     session = await _session()
     proxy, proxy_auth = await _proxy_for(settings.url, settings.proxy)
@@ -284,35 +310,29 @@ async def _exchange(
     attempts = settings.max_retries + 1
     for attempt in range(1, attempts + 1):
         retry_after: float | None = None
-        delivered = False
+        response: aiohttp.ClientResponse | None = None
         try:
-            async with session.get(
+            response = await session.get(
                 settings.url,
                 params=params,
                 headers=headers,
                 timeout=timeout,
                 proxy=proxy,
                 proxy_auth=proxy_auth,
-            ) as response:
-                if response.status == 200:
-                    async with contextlib.aclosing(read(response)) as items:
-                        async for item in items:
-                            delivered = True
-                            yield item
-                    return
-                body = await response.read()
-                retry_after = _retry_after(response.headers)
-                said = server_message(body, prompt=prompt)
-                said = said and _scrub(said, settings)
-                error: DynasparkError = _status_error(
-                    response.status, retry_after, said, settings, attempt
-                )
-        except asyncio.TimeoutError as exc:
-            error = (
-                _broken_stream_error(None, settings)
-                if delivered
-                else _timeout_error(exc, settings, attempt)
             )
+            if response.status == 200:
+                result = await read(response)
+                response = None  # `read` has released it, or handed it on.
+                return result
+            body = await response.read()
+            retry_after = _retry_after(response.headers)
+            said = server_message(body, prompt=prompt)
+            said = said and _scrub(said, settings)
+            error: DynasparkError = _status_error(
+                response.status, retry_after, said, settings, attempt
+            )
+        except asyncio.TimeoutError as exc:
+            error = _timeout_error(exc, settings, attempt)
         except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError) as exc:
             msg = (
                 f"Cannot send a request to {_scrub(str(exc), settings)!r}: it is not "
@@ -320,19 +340,15 @@ async def _exchange(
             )
             raise DynasparkInputError(msg) from None
         except aiohttp.ClientError as exc:
-            error = (
-                _broken_stream_error(exc, settings)
-                if delivered
-                else _connection_error(exc, settings, attempt)
-            )
-        if (
-            delivered
-            or attempt == attempts
-            or not _retryable(error)
-            or _too_long(retry_after)
-        ):
+            error = _connection_error(exc, settings, attempt)
+        finally:
+            if response is not None:
+                response.release()
+        if attempt == attempts or not _retryable(error) or _too_long(retry_after):
             raise error
         await asyncio.sleep(_wait_before_retry(retry_after, attempt))
+    msg = "unreachable: the retry loop always returns or raises"
+    raise AssertionError(msg)
 
 
 _DONE = object()
