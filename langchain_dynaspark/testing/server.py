@@ -420,7 +420,6 @@ class DynasparkTestServer:
         usage: dict[str, int] | None,
         headers: Mapping[str, str],
     ) -> web.StreamResponse:
-        assert request.transport is not None
         reply = reply or Reply()
         pieces = (
             list(reply.raw)
@@ -432,12 +431,13 @@ class DynasparkTestServer:
         response = web.StreamResponse(
             headers={**headers, "Content-Type": "text/event-stream"}
         )
-        await response.prepare(request)
         delay = self.event_delay if reply.event_delay is None else reply.event_delay
         try:
+            await response.prepare(request)
             for index, piece in enumerate(pieces):
                 if reply.drop_after is not None and index >= reply.drop_after:
-                    request.transport.abort()
+                    if request.transport is not None:
+                        request.transport.abort()
                     return response
                 if index and delay:
                     await asyncio.sleep(delay)

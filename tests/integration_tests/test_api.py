@@ -794,3 +794,16 @@ def test_a_stream_reports_the_rate_limit_once(server: DynasparkTestServer) -> No
     full = _sum(chunks)
     assert full.response_metadata["rate_limit"]["limit"] == 10
     assert full.response_metadata["rate_limit"]["remaining"] == 9
+
+
+def test_a_stream_that_never_starts_times_out_and_is_retried(
+    server: DynasparkTestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(transport, "BACKOFF_BASE", 0.01)
+    server.script(Reply(delay=2.0, text="late"), Reply(events=["on time"]))
+    chunks = list(_model(server, timeout=0.3, max_retries=1).stream("Hi"))
+    assert "".join(c.text for c in chunks) == "on time"
+    assert len(server.requests) == 2
+    server.script(Reply(delay=2.0, text="late"))
+    with pytest.raises(DynasparkTimeoutError, match="did not answer within"):
+        list(_model(server, timeout=0.3).stream("Hi"))
