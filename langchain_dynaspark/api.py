@@ -322,8 +322,9 @@ def _reply_text(data: dict[str, Any]) -> str | None:
     choice = _first_choice(data)
     for key in ("delta", "message"):
         part = choice.get(key)
-        if isinstance(part, dict) and isinstance(part.get("content"), str):
-            return part["content"]
+        content = part.get("content") if isinstance(part, dict) else None
+        if isinstance(content, str):
+            return content
     text = choice.get("text")
     return text if isinstance(text, str) else None
 

@@ -71,6 +71,8 @@ from langchain_dynaspark.tool_calls import (
 from langchain_dynaspark.transport import TransportSettings, iterate_sync, run_sync
 
 if TYPE_CHECKING:
+    from types import FrameType
+
     from langchain_core.tools import BaseTool
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_MODEL", "KNOWN_MODELS", "ChatDynaspark"]
@@ -605,7 +607,7 @@ class ChatDynaspark(BaseChatModel):
         caller's line and bad arguments fail before any request is sent.
         """
         self._precheck(kwargs)
-        return super().batch(  # type: ignore[return-value]
+        return super().batch(
             inputs, config, return_exceptions=return_exceptions, **kwargs
         )
 
@@ -619,7 +621,7 @@ class ChatDynaspark(BaseChatModel):
     ) -> list[AIMessage]:
         """Like `BaseChatModel.abatch`, checking the call's arguments first."""
         self._precheck(kwargs)
-        return await super().abatch(  # type: ignore[return-value]
+        return await super().abatch(
             inputs, config, return_exceptions=return_exceptions, **kwargs
         )
 
@@ -1162,7 +1164,7 @@ def _caller_stacklevel() -> int:
     Counted from the function that calls `warnings.warn`, so that the warning
     points at the user's own line however deep LangChain's machinery is.
     """
-    frame = sys._getframe(2)
+    frame: FrameType | None = sys._getframe(2)
     level = 2
     while frame is not None:
         module = frame.f_globals.get("__name__", "")
