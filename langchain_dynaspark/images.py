@@ -85,6 +85,8 @@ _HARMLESS_JPEG_SEGMENTS = frozenset({"APP0", "APP2", "APP14"})
 """JPEG segments that are not metadata: JFIF, ICC profile, Adobe colour."""
 _PROFILE_KEPT_MODES = frozenset({"1", "L", "LA", "P", "PA", "RGB", "RGBA"})
 """Modes whose ICC profile still describes the image once it is L, LA, RGB(A)."""
+_URL_SAFE = str.maketrans("-_", "+/")
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _ORIENTATION = 0x0112
 _UPRIGHT = 1
 _SWAPS_SIDES = frozenset({5, 6, 7, 8})
@@ -273,8 +275,10 @@ def _inline_bytes(source: _Source) -> bytes:
     if source.data is not None:
         return source.data
     assert source.base64 is not None
-    try:  # skips line breaks; stray characters surface as an unreadable image
-        return base64.b64decode(source.base64)
+    # Standard or URL-safe alphabet, with or without padding and line breaks.
+    text = "".join(source.base64.split()).translate(_URL_SAFE)
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
     except (binascii.Error, ValueError):
         msg = f"{source.label} is not valid base64 data."
         raise DynasparkImageError(msg) from None
@@ -341,9 +345,38 @@ def _open(raw: RawImage, limits: ImageLimits) -> Image.Image:
     return image
 
 
-def _orientation(image: Image.Image) -> int:
-    value = image.getexif().get(_ORIENTATION, _UPRIGHT)
+def _orientation(image: Image.Image, data: bytes) -> int:
+    """The EXIF orientation of `image` (encoded as `data`), without decoding it.
+
+    Pillow looks for a PNG's EXIF after the pixel data by decoding them all;
+    the chunk headers say where it is without that.
+    """
+    from PIL import Image  # noqa: PLC0415 (lazy)
+
+    if image.format == "PNG" and "exif" not in image.info:
+        exif = Image.Exif()
+        late = _png_chunk(data, b"eXIf")
+        if late is not None:
+            exif.load(late)
+    else:
+        exif = image.getexif()
+    value = exif.get(_ORIENTATION, _UPRIGHT)
     return value if isinstance(value, int) else _UPRIGHT
+
+
+def _png_chunk(data: bytes, kind: bytes) -> bytes | None:
+    """The data of the first `kind` chunk of a PNG, found by its chunk headers."""
+    if not data.startswith(_PNG_SIGNATURE):
+        return None
+    offset = len(_PNG_SIGNATURE)
+    while offset + 8 <= len(data):
+        length, found = struct.unpack_from(">I4s", data, offset)
+        if found == kind:
+            return data[offset + 8 : offset + 8 + length]
+        if found == b"IEND":
+            return None
+        offset += 12 + length
+    return None
 
 
 def _upright_size(image: Image.Image, orientation: int) -> tuple[int, int]:
@@ -381,7 +414,7 @@ def _decode(
 def _single(raw: RawImage, limits: ImageLimits) -> Upload:
     image = _open(raw, limits)
     with _reading(raw.label):
-        orientation = _orientation(image)
+        orientation = _orientation(image, raw.data)
     target = _fit(_upright_size(image, orientation), (limits.max_side,) * 2)
     _decode(image, raw.label, orientation, target)
     if target is None and _sendable_as_is(image, raw.data, orientation, limits):
@@ -574,7 +607,7 @@ def _composite(raws: Sequence[RawImage], limits: ImageLimits) -> Upload:
     for raw, image in zip(raws, opened, strict=True):
         assert image is not None
         with _reading(raw.label):
-            orientations.append(_orientation(image))
+            orientations.append(_orientation(image, raw.data))
         sizes.append(_upright_size(image, orientations[-1]))
     grid = _Grid.plan(sizes, limits.max_side)
     canvas = Image.new("RGB", grid.canvas, _BACKGROUND)
