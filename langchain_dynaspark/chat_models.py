@@ -51,7 +51,13 @@ from langchain_dynaspark.tool_calls import (
     ParsedReply,
     parse_tool_calls,
 )
-from langchain_dynaspark.transport import TransportSettings, post_form, run_sync
+from langchain_dynaspark.transport import (
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    TransportSettings,
+    post_form,
+    run_sync,
+)
 
 if TYPE_CHECKING:
     from langchain_core.tools import BaseTool
@@ -121,6 +127,10 @@ class ChatDynaspark(BaseChatModel):
             (default 2; `0` means one attempt).
         proxy: HTTP(S) proxy URL; `HTTP(S)_PROXY` from the environment is used
             when unset.
+        max_connections: Requests in flight at once on the shared connection
+            pool (default 10); more wait for a slot, and their `timeout` starts
+            once they have one.
+        max_response_bytes: Largest answer read, in bytes (default 16 MiB).
 
     Key init args — image params:
         max_image_side: Longest side of the image sent, in pixels (default
@@ -321,6 +331,15 @@ class ChatDynaspark(BaseChatModel):
 
     proxy: str | None = None
     """HTTP(S) proxy URL; when unset, `HTTP(S)_PROXY` from the environment."""
+
+    max_connections: int = Field(default=DEFAULT_MAX_CONNECTIONS, ge=1)
+    """Requests in flight at once on the pooled session this model uses (models
+    with the same value share it); more wait for a free slot, and their
+    `timeout` starts once they have one."""
+
+    max_response_bytes: int = Field(default=DEFAULT_MAX_RESPONSE_BYTES, ge=1)
+    """Largest answer body read, in bytes; a larger one raises
+    `DynasparkResponseTooLargeError` while it streams in."""
 
     stop: list[str] | None = Field(default=None, alias="stop_sequences")
     """Stop sequences: the reply is cut at the first one (client side)."""
@@ -612,6 +631,8 @@ class ChatDynaspark(BaseChatModel):
             connect_timeout=self.connect_timeout,
             max_retries=self.max_retries,
             proxy=self.proxy,
+            max_response_bytes=self.max_response_bytes,
+            max_connections=self.max_connections,
         )
 
 
