@@ -32,10 +32,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import io
 import math
 import struct
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -185,9 +186,18 @@ def build_upload(images: Sequence[RawImage], limits: ImageLimits) -> Upload:
     Raises:
         DynasparkImageError: If an image cannot be read or prepared.
     """
-    if len(images) == 1:
-        return _single(images[0], limits)
-    return _composite(images, limits)
+    return _build([functools.partial(_given, raw) for raw in images], limits)
+
+
+def _build(loaders: Sequence[Callable[[], RawImage]], limits: ImageLimits) -> Upload:
+    """Prepare the images that `loaders` produce, each when it is needed."""
+    if len(loaders) == 1:
+        return _single(loaders[0](), limits)
+    return _composite(loaders, limits)
+
+
+def _given(raw: RawImage) -> RawImage:
+    return raw
 
 
 def _source(number: int, block: Mapping[str, Any]) -> _Source:
@@ -261,14 +271,20 @@ def _build_from_sources(
     downloads: Mapping[str, tuple[bytes, str]],
     limits: ImageLimits,
 ) -> Upload:
-    raws = []
-    for source in sources:
-        if source.url is not None:
-            data, declared = downloads[source.url]
-            raws.append(RawImage(source.label, data, declared))
-        else:
-            raws.append(RawImage(source.label, _inline_bytes(source)))
-    return build_upload(raws, limits)
+    loaders = [functools.partial(_raw, source, downloads) for source in sources]
+    return _build(loaders, limits)
+
+
+def _raw(source: _Source, downloads: Mapping[str, tuple[bytes, str]]) -> RawImage:
+    """The bytes of `source`, as a `RawImage`.
+
+    Inline data is decoded anew on each call, so no more than one image's
+    decoded bytes need be held at a time.
+    """
+    if source.url is not None:
+        data, declared = downloads[source.url]
+        return RawImage(source.label, data, declared)
+    return RawImage(source.label, _inline_bytes(source))
 
 
 def _inline_bytes(source: _Source) -> bytes:
@@ -597,32 +613,38 @@ def _save(
     return buffer.getvalue()
 
 
-def _composite(raws: Sequence[RawImage], limits: ImageLimits) -> Upload:
+def _composite(
+    loaders: Sequence[Callable[[], RawImage]], limits: ImageLimits
+) -> Upload:
     """Compose the images, in order, into one grid with a label above each."""
     from PIL import Image, ImageDraw, ImageFont  # noqa: PLC0415 (lazy)
 
-    opened: list[Image.Image | None] = [_open(raw, limits) for raw in raws]
+    # Two passes: the headers first (sizes, orientations) to plan the grid,
+    # then each image decoded, drawn and dropped before the next is read.
     orientations = []
     sizes = []
-    for raw, image in zip(raws, opened, strict=True):
-        assert image is not None
+    for load in loaders:
+        raw = load()
+        image = _open(raw, limits)
         with _reading(raw.label):
             orientations.append(_orientation(image, raw.data))
         sizes.append(_upright_size(image, orientations[-1]))
+        image.close()
+        del raw, image
     grid = _Grid.plan(sizes, limits.max_side)
     canvas = Image.new("RGB", grid.canvas, _BACKGROUND)
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default(size=grid.font_size)
     photo = False
-    for index, raw in enumerate(raws):
-        image, opened[index] = opened[index], None
-        assert image is not None
+    for index, load in enumerate(loaders):
+        raw = load()
+        image = _open(raw, limits)
         target = _fit(sizes[index], grid.cell)
         _decode(image, raw.label, orientations[index], target)
         photo = photo or image.format in ("JPEG", "MPO")
         tile = _scaled(_normalized(image), target, orientations[index])
         tile = _upright(tile, orientations[index])
-        del image
+        del image, raw
         photo = photo or _is_photo(tile)
         left, top = grid.origin(index)
         draw.rectangle(
