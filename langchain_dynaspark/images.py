@@ -16,7 +16,10 @@ a conversation (standard LangChain image blocks, as collected by
   chunks) and re-encoded: JPEG stays JPEG, PNG stays PNG, any other format
   becomes PNG, or JPEG for photos.
 - Several images are composed, in order, into one labelled grid ("Image 1",
-  "Image 2", ...), matching the `[Image N]` marks in the prompt text.
+  "Image 2", ...), matching the `[Image N]` marks in the prompt text. The grid
+  is planned from the headers alone; then each image is decoded (inline data
+  from base64 again), drawn and dropped before the next, so memory holds one
+  decoded image at a time whatever the format and the number of images.
 - The result is kept under `max_bytes` by lowering JPEG quality, then size.
 
 Unreadable, truncated or corrupt images, decompression bombs (more than
