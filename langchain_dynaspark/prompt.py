@@ -144,13 +144,19 @@ def _escaper(roles: frozenset[str]) -> Callable[[str], str]:
     roles of this conversation (such as a `ChatMessage` role).
     """
     words = sorted(roles.union(_ROLE_WORDS), key=len, reverse=True)
-    pattern = re.compile(
-        rf"(?:\A|(?<=[{_LINE_BREAKS}]))"
-        rf"(?=\\*{_DECORATION}(?:{'|'.join(map(re.escape, words))})"
-        rf"[^\S{_LINE_BREAKS}]*(?:\([^{_LINE_BREAKS}]*?\)[^\S{_LINE_BREAKS}]*)?[:\uff1a])",
+    label = re.compile(
+        rf"\\*{_DECORATION}(?:{'|'.join(map(re.escape, words))})"
+        rf"[^\S{_LINE_BREAKS}]*(?:\([^{_LINE_BREAKS}]*?\)[^\S{_LINE_BREAKS}]*)?[:\uff1a]",
         re.IGNORECASE,
-    )
-    return lambda text: pattern.sub("\\\\", text)
+    ).match
+
+    def escape(text: str) -> str:
+        if ":" not in text and "\uff1a" not in text:
+            return text  # every label ends with a colon
+        lines = text.splitlines(keepends=True)
+        return "".join(f"\\{line}" if label(line) else line for line in lines)
+
+    return escape
 
 
 def _check_encodable(text: str, where: str) -> None:

@@ -346,8 +346,11 @@ def _check_encodable(fields: Mapping[str, str]) -> None:
 
 async def _read(response: aiohttp.ClientResponse, max_bytes: int) -> bytes:
     """The whole body of a `200`, refused past `max_bytes` while it streams in."""
-    if (response.content_length or 0) > max_bytes:
-        raise _too_long(max_bytes)
+    length = response.content_length
+    if length is not None:
+        if length > max_bytes:
+            raise _too_long(max_bytes)
+        return await response.read()  # no more than the declared length
     body = bytearray()
     async for chunk in response.content.iter_chunked(1 << 16):
         body += chunk
