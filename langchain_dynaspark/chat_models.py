@@ -9,27 +9,34 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.callbacks import (
+    AsyncCallbackManager,
     AsyncCallbackManagerForLLMRun,
+    CallbackManager,
     CallbackManagerForLLMRun,
 )
 from langchain_core.language_models.base import LangSmithParams, LanguageModelInput
-from langchain_core.language_models.chat_models import (
-    BaseChatModel,
-    agenerate_from_stream,
-    generate_from_stream,
-)
+from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.language_models.model_profile import ModelProfile
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import (
     Runnable,
+    RunnableConfig,
 )
 from langchain_core.utils import from_env
 from langchain_core.utils.json import parse_partial_json
+from langchain_core.utils.utils import LC_ID_PREFIX
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from langchain_dynaspark.errors import DynasparkInputError
+from langchain_dynaspark.format_repair import (
+    Attempt,
+    arepair,
+    format_problem,
+    repair,
+    repair_prompt,
+)
 from langchain_dynaspark.images import (
     DEFAULT_MAX_IMAGE_BYTES,
     DEFAULT_MAX_IMAGE_DOWNLOAD_BYTES,
@@ -352,7 +359,12 @@ class ChatDynaspark(BaseChatModel):
     format_instructions: dict[str, str] | None = None
     """Overrides for the instructions that emulate tool calling and structured
     output, by key (`tools`, `auto`, `any`, `tool`, `one_call`, `none`,
-    `json_schema`, `json_mode`); see `langchain_dynaspark.instructions`."""
+    `json_schema`, `json_mode`, `repair`); see `langchain_dynaspark.instructions`."""
+
+    format_retries: int = Field(default=1, ge=0)
+    """Extra requests made when a reply misses its required form (a required tool
+    call, valid tool arguments, structured output); `0` turns repair off. See
+    `langchain_dynaspark.format_repair`."""
 
     model_config = ConfigDict(populate_by_name=True)
 
@@ -504,6 +516,28 @@ class ChatDynaspark(BaseChatModel):
             self, schema, method=method, include_raw=include_raw, strict=strict
         )
 
+    def _should_stream(
+        self,
+        *,
+        async_api: bool,
+        run_manager: CallbackManagerForLLMRun
+        | AsyncCallbackManagerForLLMRun
+        | None = None,
+        **kwargs: Any,
+    ) -> bool:
+        """Stream only for `stream`/`astream`, never to serve `invoke`.
+
+        The service answers in one piece, so `invoke` gains nothing from
+        streaming; and langchain-core, adding chunks up, re-derives tool calls
+        from `tool_call_chunks` alone, which would drop invalid calls' errors and
+        make a call to a tool that was not offered valid. `invoke` with
+        `streaming=True` or a streaming listener still emits the reply as one
+        token event (see `_generate`), with the same message.
+        """
+        return bool(kwargs.get("stream")) and super()._should_stream(
+            async_api=async_api, run_manager=run_manager, **kwargs
+        )
+
     def _generate(
         self,
         messages: list[BaseMessage],
@@ -511,11 +545,14 @@ class ChatDynaspark(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        if self.streaming:
-            return generate_from_stream(
-                self._stream(messages, stop, run_manager, **kwargs)
-            )
-        return _result(run_sync(self._acall(messages, stop, kwargs)))
+        message = self._reply(messages, stop, run_manager, kwargs)
+        if run_manager and super()._should_stream(
+            async_api=False, run_manager=run_manager, **kwargs
+        ):
+            chunk = _chunk(message, f"{LC_ID_PREFIX}-{run_manager.run_id}")
+            message.id = chunk.message.id
+            run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+        return _result(message)
 
     async def _agenerate(
         self,
@@ -524,11 +561,14 @@ class ChatDynaspark(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        if self.streaming:
-            return await agenerate_from_stream(
-                self._astream(messages, stop, run_manager, **kwargs)
-            )
-        return _result(await self._acall(messages, stop, kwargs))
+        message = await self._areply(messages, stop, run_manager, kwargs)
+        if run_manager and super()._should_stream(
+            async_api=True, run_manager=run_manager, **kwargs
+        ):
+            chunk = _chunk(message, f"{LC_ID_PREFIX}-{run_manager.run_id}")
+            message.id = chunk.message.id
+            await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+        return _result(message)
 
     def _stream(
         self,
@@ -537,7 +577,7 @@ class ChatDynaspark(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        chunk = _chunk(run_sync(self._acall(messages, stop, kwargs)))
+        chunk = _chunk(self._reply(messages, stop, run_manager, kwargs))
         if run_manager:
             run_manager.on_llm_new_token(chunk.text, chunk=chunk)
         yield chunk
@@ -549,24 +589,62 @@ class ChatDynaspark(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        chunk = _chunk(await self._acall(messages, stop, kwargs))
+        chunk = _chunk(await self._areply(messages, stop, run_manager, kwargs))
         if run_manager:
             await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
         yield chunk
+
+    def _reply(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        run_manager: CallbackManagerForLLMRun | None,
+        kwargs: dict[str, Any],
+    ) -> AIMessage:
+        """One request, and a repair request if the reply missed its form."""
+        retries = _pop_format_retries(kwargs, self.format_retries)
+        attempt = run_sync(self._acall(messages, stop, dict(kwargs)))
+
+        def ask(conversation: list[BaseMessage], left: int) -> AIMessage:
+            config = _repair_config(run_manager)
+            return self.invoke(
+                conversation, config, stop=stop, format_retries=left, **kwargs
+            )
+
+        return repair(messages, attempt, retries, ask)
+
+    async def _areply(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        run_manager: AsyncCallbackManagerForLLMRun | None,
+        kwargs: dict[str, Any],
+    ) -> AIMessage:
+        """Async `_reply`."""
+        retries = _pop_format_retries(kwargs, self.format_retries)
+        attempt = await self._acall(messages, stop, dict(kwargs))
+
+        async def ask(conversation: list[BaseMessage], left: int) -> AIMessage:
+            config = _repair_config(run_manager)
+            return await self.ainvoke(
+                conversation, config, stop=stop, format_retries=left, **kwargs
+            )
+
+        return await arepair(messages, attempt, retries, ask)
 
     async def _acall(
         self,
         messages: Sequence[BaseMessage],
         stop: list[str] | None,
         kwargs: dict[str, Any],
-    ) -> AIMessage:
+    ) -> Attempt:
         """One request: prompt -> form POST -> reply text -> `AIMessage`."""
         model = _pop_model(kwargs) or self.model
         emulation = _Emulation.pop(kwargs)
         _reject_unknown(kwargs)
-        prompt = build_prompt(
-            messages, instructions=emulation.instructions(self.format_instructions)
-        )
+        texts = resolve_instructions(self.format_instructions)
+        instructions = emulation.instructions(texts)
+        prompt = build_prompt(messages, instructions=instructions)
         settings = self._transport_settings()
         upload = (
             await prepare_upload(
@@ -585,7 +663,7 @@ class ChatDynaspark(BaseChatModel):
         finish_reason: Literal["stop", "stop_sequence", "tool_calls"] = (
             "tool_calls" if parsed.tool_calls else "stop_sequence" if cut else "stop"
         )
-        return AIMessage(
+        message = AIMessage(
             content=parsed.content,
             tool_calls=parsed.tool_calls,
             invalid_tool_calls=parsed.invalid_tool_calls,
@@ -594,6 +672,12 @@ class ChatDynaspark(BaseChatModel):
                 "model_provider": "dynaspark",
                 "finish_reason": finish_reason,
             },
+        )
+        problem = emulation.problem(parsed, text)
+        return Attempt(
+            message,
+            text,
+            repair_prompt(texts["repair"], problem, instructions) if problem else None,
         )
 
     def _image_limits(self) -> ImageLimits:
@@ -619,15 +703,16 @@ def _result(message: AIMessage) -> ChatResult:
     return ChatResult(generations=[ChatGeneration(message=message)])
 
 
-def _chunk(message: AIMessage) -> ChatGenerationChunk:
+def _chunk(message: AIMessage, id_: str | None = None) -> ChatGenerationChunk:
     """The whole reply as the one and last chunk of a stream.
 
-    Tool calls travel as `tool_call_chunks`, so adding up the stream gives the
-    same `tool_calls` as `invoke`. Invalid tool calls are set on the chunk as
-    they are. When core adds chunks up, it re-derives calls from the chunks
-    alone: an invalid call survives that (without its `error`) only if its
-    arguments are not a JSON object, so only such calls get a chunk; a call to
-    a tool that was not offered would come back as a valid call.
+    The chunk is the message: same content, `tool_calls`, `invalid_tool_calls`
+    (with their errors) and metadata. Tool calls also travel as
+    `tool_call_chunks`, as consumers of streams expect. Adding this chunk to
+    others re-derives calls from `tool_call_chunks` alone, which only keeps an
+    invalid call whose arguments are not a JSON object, so only such invalid
+    calls get a chunk (a call to a tool that was not offered would come back
+    valid). `invoke` never adds chunks up (see `ChatDynaspark._should_stream`).
     """
     pieces = [
         (call["name"], json.dumps(call["args"], ensure_ascii=False), call["id"])
@@ -640,6 +725,7 @@ def _chunk(message: AIMessage) -> ChatGenerationChunk:
     )
     chunk = AIMessageChunk(
         content=message.content,
+        id=id_ or message.id,
         response_metadata=message.response_metadata,
         tool_call_chunks=[
             tool_call_chunk(name=name, args=args, id=id_, index=index)
@@ -684,10 +770,10 @@ class _Emulation:
             response_format = check_response_format(response_format)
         return cls(tools, tool_choice, parallel, response_format)
 
-    def instructions(self, overrides: dict[str, str] | None) -> str | None:
-        """The instructions this request needs, with `overrides` applied."""
+    def instructions(self, texts: dict[str, str]) -> str | None:
+        """The instructions this request needs, from the resolved `texts`."""
         return build_instructions(
-            resolve_instructions(overrides),
+            texts,
             tools=self.tools,
             tool_choice=self.tool_choice,
             parallel_tool_calls=self.parallel_tool_calls,
@@ -699,12 +785,25 @@ class _Emulation:
         if not self.tools:
             return ParsedReply(text)
         offered = (
-            ()
+            {}
             if self.tool_choice == "none"
-            else [tool["function"]["name"] for tool in self.tools]
+            else {
+                tool["function"]["name"]: tool["function"].get("parameters")
+                for tool in self.tools
+            }
         )
         max_calls = 1 if self.parallel_tool_calls is False else None
-        return parse_tool_calls(text, offered, max_calls=max_calls)
+        required = None if self.tool_choice in ("auto", "none") else self.tool_choice
+        return parse_tool_calls(text, offered, max_calls=max_calls, required=required)
+
+    def problem(self, parsed: ParsedReply, text: str) -> str | None:
+        """What is wrong with the reply's form, if it had to take one."""
+        return format_problem(
+            parsed,
+            text,
+            tool_choice=self.tool_choice if self.tools else None,
+            response_format=self.response_format,
+        )
 
 
 def _pop_model(kwargs: dict[str, Any]) -> str | None:
@@ -713,6 +812,36 @@ def _pop_model(kwargs: dict[str, Any]) -> str | None:
         msg = f"`model` must be a model name string, not {type(model).__name__}."
         raise DynasparkInputError(msg)
     return model
+
+
+def _pop_format_retries(kwargs: dict[str, Any], default: int) -> int:
+    retries = kwargs.pop("format_retries", default)
+    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+        msg = "`format_retries` must be a whole number, 0 or more."
+        raise DynasparkInputError(msg)
+    return retries
+
+
+def _repair_config(
+    run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun | None,
+) -> RunnableConfig:
+    """The repair request runs nested in the call's run, so traces show it.
+
+    Tagged `nostream` so LangGraph's message stream shows only the final reply.
+    """
+    config = RunnableConfig(run_name="ChatDynaspark format repair", tags=["nostream"])
+    if run_manager is not None:
+        manager_class = (
+            AsyncCallbackManager
+            if isinstance(run_manager, AsyncCallbackManagerForLLMRun)
+            else CallbackManager
+        )
+        manager = manager_class(handlers=[], parent_run_id=run_manager.run_id)
+        manager.set_handlers(run_manager.inheritable_handlers)
+        manager.add_tags(run_manager.inheritable_tags)
+        manager.add_metadata(run_manager.inheritable_metadata)
+        config["callbacks"] = manager
+    return config
 
 
 def _reject_unknown(kwargs: dict[str, Any]) -> None:
@@ -724,7 +853,7 @@ def _reject_unknown(kwargs: dict[str, Any]) -> None:
         msg = (
             f"ChatDynaspark got unexpected keyword argument(s): {', '.join(unknown)}. "
             "Per call it takes `model`, `stop`, `tools`, `tool_choice`, "
-            "`parallel_tool_calls` and `response_format`."
+            "`parallel_tool_calls`, `response_format` and `format_retries`."
         )
         raise DynasparkInputError(msg)
 
