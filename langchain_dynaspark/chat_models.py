@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -90,6 +91,10 @@ _UNSUPPORTED_PARAMS = frozenset(
     }
 )
 """Sampling parameters other chat models take and the form endpoint has not."""
+
+_READ_IN_THREAD = 32_768
+"""Replies longer than this (in characters) are parsed in a worker thread, so a
+long reply does not hold up the event loop (about 2 ms per 32 KB of code)."""
 
 
 class ChatDynaspark(BaseChatModel):
@@ -659,7 +664,11 @@ class ChatDynaspark(BaseChatModel):
         text, cut = apply_stop(
             reply_text(body, prompt=prompt.text), self.stop if stop is None else stop
         )
-        parsed = emulation.parse(text)
+        parsed, problem = (
+            await asyncio.to_thread(emulation.read, text)
+            if len(text) > _READ_IN_THREAD
+            else emulation.read(text)
+        )
         finish_reason: Literal["stop", "stop_sequence", "tool_calls"] = (
             "tool_calls" if parsed.tool_calls else "stop_sequence" if cut else "stop"
         )
@@ -673,7 +682,6 @@ class ChatDynaspark(BaseChatModel):
                 "finish_reason": finish_reason,
             },
         )
-        problem = emulation.problem(parsed, text)
         return Attempt(
             message,
             text,
@@ -779,6 +787,11 @@ class _Emulation:
             parallel_tool_calls=self.parallel_tool_calls,
             response_format=self.response_format,
         )
+
+    def read(self, text: str) -> tuple[ParsedReply, str | None]:
+        """The reply split into prose and calls, and what is wrong with its form."""
+        parsed = self.parse(text)
+        return parsed, self.problem(parsed, text)
 
     def parse(self, text: str) -> ParsedReply:
         """Split the reply into prose and tool calls when tools are bound."""

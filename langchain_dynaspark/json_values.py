@@ -37,11 +37,16 @@ __all__ = [
 ]
 
 _DECODER = json.JSONDecoder(strict=False)
-_BRACKET_TOKENS = re.compile(r'[{}\[\]"\\]')
+_BRACKET_TOKENS = re.compile(r'[{}\[\]]|"[^"\\\n]*(?:\\.[^"\\\n]*)*"')
+"""A bracket, or a one-line double-quoted string (skipped whole, so brackets in
+strings do not count). A quote with no closing quote on its line is ignored."""
 _OPENER = {"}": "{", "]": "["}
-_VALUE_START = re.compile(r"""\{\s*["'}]|\[\s*[{\[\]"'\d-]""")
-"""How a span must open to be worth reading: an object with a quoted key (or
-empty), or a list of values. Code blocks (`{ if (x) ...`) fail this cheaply."""
+_OPENERS = frozenset("{[")
+_KEY = r"""(?:"(?:[^"\\\n]|\\.)*"|'[^'\\\n]*')\s*:"""
+_VALUE_START = re.compile(rf"(?:\[\s*)?\{{\s*(?:{_KEY}|\}})")
+"""How a span must open to be worth reading: an object that starts with a
+quoted key and a colon (or is empty), or a list of such objects. Code blocks
+(`{ if (x) ...`, `{'{', ...}`) fail this without being parsed."""
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _NAMED_CONSTANTS = {
     "true": True,
@@ -170,42 +175,28 @@ def without_surrogates(value: Any) -> Any:
 def _bracket_pairs(text: str) -> dict[int, int]:
     """Map each `{`/`[` that is closed to the end of its span. One linear pass.
 
-    Double-quoted strings (with backslash escapes) are skipped inside brackets;
-    outside any bracket a quote is prose. A closer pairs with the nearest open
-    bracket of its kind, dropping unclosed brackets in between; a closer with
-    no open bracket of its kind is ignored.
+    A closer pairs with the nearest open bracket of its kind, dropping unclosed
+    brackets in between; a closer with no open bracket of its kind is ignored.
     """
     pairs: dict[int, int] = {}
     stack: list[int] = []
     open_count = {"{": 0, "[": 0}
-    in_string = False
-    escaped_at = -1
     for match in _BRACKET_TOKENS.finditer(text):
         pos = match.start()
-        if pos == escaped_at:
-            continue
         char = text[pos]
-        if in_string:
-            if char == "\\":
-                escaped_at = pos + 1
-            elif char == '"':
-                in_string = False
-            continue
-        if char == '"':
-            in_string = bool(stack)
-        elif char in "{[":
+        if char in _OPENERS:
             stack.append(pos)
             open_count[char] += 1
-        elif char in "}]":
+        elif char != '"':
             opener = _OPENER[char]
             if not open_count[opener]:
                 continue
             while True:
-                start = stack.pop()
-                open_count[text[start]] -= 1
-                if text[start] == opener:
+                opened = stack.pop()
+                open_count[text[opened]] -= 1
+                if text[opened] == opener:
                     break
-            pairs[start] = pos + 1
+            pairs[opened] = pos + 1
     return pairs
 
 

@@ -341,10 +341,14 @@ def _python_calls(
     *,
     forced: bool,
 ) -> list[_Found]:
-    names = sorted((n for n in schemas if n.isidentifier()), key=len, reverse=True)
-    alternatives = [r"default_api\.(\w+)"]
+    names = sorted(
+        (n for n in schemas if n.isidentifier() and n in text), key=len, reverse=True
+    )
+    alternatives = [r"default_api\.(\w+)"] if "default_api." in text else []
     if names:
         alternatives.append("(" + "|".join(map(re.escape, names)) + ")")
+    if not alternatives:
+        return []
     start_re = re.compile(r"(?<![\w.])(?:" + "|".join(alternatives) + r")\s*\(")
     matches = list(start_re.finditer(text))
     if not matches:
