@@ -363,6 +363,7 @@ def _python_calls(
         end = parens.get(open_paren)
         if start < reach or end is None:
             continue
+        reach = end
         item = _python_item(text[start:end])
         if item is None:
             continue
