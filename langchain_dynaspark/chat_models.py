@@ -228,9 +228,11 @@ class ChatDynaspark(BaseChatModel):
     Tool calling:
         Emulated through the prompt: the service has no tool calling. The tools
         and a JSON answer format are written into instructions at the top of the
-        prompt, and the reply is parsed into `tool_calls`. The model may still
+        prompt, and the reply is parsed into `tool_calls` (Python calls, Gemini
+        `functionCall` objects and almost-JSON are read too). The model may still
         answer in prose; calls to tools that were not offered, or with arguments
-        that are not a JSON object, land in `invalid_tool_calls`.
+        that do not fit the tool's schema, land in `invalid_tool_calls`. A reply
+        that misses a required form is asked for once more (`format_retries`).
 
         ```python
         from pydantic import BaseModel, Field

@@ -112,16 +112,16 @@ class TestChatDynasparkIntegration(DynasparkStandardConfig, ChatModelIntegration
     # server echoes the prompt, so they are expected to fail unless live.
     @property
     def chat_model_params(self) -> dict[str, Any]:
-        return {"model": "gemini-2.0-flash", "base_url": _Server.url}
+        params: dict[str, Any] = {"model": "gemini-2.0-flash", "base_url": _Server.url}
+        if not LIVE:
+            # The echo never answers in a required form, so format repair would
+            # send every such request twice (the standard tests count runs).
+            params["format_retries"] = 0
+        return params
 
-    @_CHOOSES_A_TOOL
-    @pytest.mark.parametrize("model", [{}, {"output_version": "v1"}], indirect=True)
-    def test_tool_calling(self, model: BaseChatModel) -> None:
-        super().test_tool_calling(model)
-
-    @_CHOOSES_A_TOOL
-    async def test_tool_calling_async(self, model: BaseChatModel) -> None:
-        await super().test_tool_calling_async(model)
+    # test_tool_calling(_async) and test_tool_calling_with_no_arguments pass
+    # against the echo: they force a call, and their prompts spell it as a Python
+    # call (`magic_function(3)`), which the echoed prompt then holds.
 
     @_CHOOSES_A_TOOL
     def test_bind_runnables_as_tools(self, model: BaseChatModel) -> None:
@@ -130,10 +130,6 @@ class TestChatDynasparkIntegration(DynasparkStandardConfig, ChatModelIntegration
     @_CHOOSES_A_TOOL
     def test_tool_choice(self, model: BaseChatModel) -> None:
         super().test_tool_choice(model)
-
-    @_CHOOSES_A_TOOL
-    def test_tool_calling_with_no_arguments(self, model: BaseChatModel) -> None:
-        super().test_tool_calling_with_no_arguments(model)
 
     @_CHOOSES_A_TOOL
     @pytest.mark.parametrize("model", [{}, {"output_version": "v1"}], indirect=True)
