@@ -53,6 +53,7 @@ from langchain_dynaspark.instructions import (
     check_tools,
     resolve_instructions,
 )
+from langchain_dynaspark.json_values import without_surrogates
 from langchain_dynaspark.prompt import build_prompt
 from langchain_dynaspark.reply import apply_stop, reply_text
 from langchain_dynaspark.tool_calls import (
@@ -121,6 +122,9 @@ class ChatDynaspark(BaseChatModel):
         stop: Stop sequences, applied to the reply on the client side.
         streaming: Whether `invoke` goes through `stream` (callbacks get the reply
             as a token event).
+        format_retries: Extra requests when a reply misses its required form (a
+            forced tool call, valid tool arguments, structured output); default
+            1, `0` turns repair off.
 
     Key init args — client params:
         base_url: Service address; defaults to `DYNASPARK_BASE_URL`, then
@@ -798,7 +802,7 @@ class _Emulation:
     def parse(self, text: str) -> ParsedReply:
         """Split the reply into prose and tool calls when tools are bound."""
         if not self.tools:
-            return ParsedReply(text)
+            return ParsedReply(without_surrogates(text))
         offered = (
             {}
             if self.tool_choice == "none"

@@ -410,13 +410,13 @@ _PIECES = st.sampled_from(
 )  # fmt: skip
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, database=None)
 @given(st.lists(_PIECES | st.text(max_size=5), max_size=60).map("".join))
 def test_random_text_is_text_or_a_typed_error(text: str) -> None:
     _check_any_input(text)
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=50, deadline=None, database=None)
 @given(
     st.integers(min_value=1, max_value=3000),
     st.sampled_from(["[", "{", '{"a":', "(", '{"tool_calls": [', "get_weather("]),
