@@ -233,9 +233,8 @@ def test_chain_flags_any_citation_when_nothing_was_retrieved(
         _answer("Yes.", [1, 2]),
         _answer("Yes.", "pets-terrace"),
         json.dumps({"answer": "Yes."}),
-        "",
     ],
-    ids=["prose", "numbers", "string", "no-citations-key", "empty"],
+    ids=["prose", "numbers", "string", "no-citations-key"],
 )
 def test_chain_reports_a_reply_that_does_not_fit_the_schema(
     chain, server: DynasparkTestServer, reply: str
