@@ -322,7 +322,10 @@ class ChatDynaspark(BaseChatModel):
 
         `finish_reason` is `"stop_sequence"` when a stop sequence cut the reply,
         and `"tool_calls"` when the reply holds tool calls.
-        The service reports no token usage, so `usage_metadata` is not set.
+        The service reports no token usage, so `usage_metadata` is not set;
+        `get_num_tokens` and `get_num_tokens_from_messages` (used by
+        `trim_messages(token_counter=model)`) are offline estimates, about four
+        characters per token (`count_tokens_approximately`).
     """
 
     model: str = Field(default=DEFAULT_MODEL, alias="model_name")

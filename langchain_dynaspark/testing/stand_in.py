@@ -43,6 +43,7 @@ _FORCED = re.compile(
 )
 _SCHEMA_HEAD = DEFAULT_INSTRUCTIONS["json_schema"].partition("{schema}")[0]
 _JSON_MODE = DEFAULT_INSTRUCTIONS["json_mode"]
+_NO_TOOLS = DEFAULT_INSTRUCTIONS["none"]
 _PARTS = "\n\n"
 """Between the parts of the instructions, and between turns."""
 _TOOL_HEAD = re.compile(r"- ([^\s:]+)")
@@ -147,6 +148,8 @@ def _read(prompt: str) -> _Read | None:
             choice = _FORCED.search(body, position, tail)
             forced = choice.group(1) if choice else None
             position = tail + len(_TOOLS_TAIL) + len(_PARTS)
+        elif body.startswith(_NO_TOOLS, position):
+            position += len(_NO_TOOLS) + len(_PARTS)
         if body.startswith(_SCHEMA_HEAD, position):
             schema, position = decoder.raw_decode(body, position + len(_SCHEMA_HEAD))
         elif body.startswith(_JSON_MODE, position):

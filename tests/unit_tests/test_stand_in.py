@@ -138,6 +138,16 @@ def test_tools_and_a_schema_together_call_a_tool() -> None:
     }
 
 
+def test_tool_choice_none_with_a_schema_answers_the_schema() -> None:
+    text = prompt(
+        [HumanMessage("Which film won Best Picture in 1998?")],
+        tools=TOOLS,
+        tool_choice="none",
+        response_format=schema_format(Movie.model_json_schema()),
+    )
+    assert json.loads(reply(text) or "") == {"title": "Best Picture", "year": 1998}
+
+
 def test_json_mode_answers_with_the_quoted_keys() -> None:
     text = prompt(
         [HumanMessage("Tell me a joke. Use the keys 'setup' and 'punchline'.")],
