@@ -13,6 +13,8 @@ instructions to the letter would:
   schema;
 - the last turn is a tool's result: it answers in prose from the results;
 - the prompt carries a JSON schema: it answers with an object that fits it;
+- JSON mode: an object with the keys the user quoted (else `answer`), each
+  holding the user's first sentence;
 - otherwise it has nothing to say (`None`), and the server echoes the prompt.
 
 Values come from the user's last turn: a string is the last run of capitalised
@@ -136,6 +138,8 @@ def _read(prompt: str) -> _Read | None:
     if not prompt.endswith(ASSISTANT_CUE):
         return None
     body = prompt[: -len(ASSISTANT_CUE)]
+    if not body.startswith(_SYSTEM):
+        return _Read([], None, None, False, _turns(body))
     decoder = json.JSONDecoder()
     tools: list[_Tool] = []
     forced = schema = None
@@ -183,7 +187,7 @@ def _turns(text: str) -> list[_Turn]:
             match.group(2) or "",
             text[match.end() : ends.start() if ends else len(text)].strip(),
         )
-        for match, ends in zip(matches, [*matches[1:], None], strict=False)
+        for match, ends in zip(matches, [*matches[1:], None], strict=True)
     ]
 
 
