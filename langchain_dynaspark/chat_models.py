@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -20,15 +21,25 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.language_models.model_profile import ModelProfile
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.tool import tool_call_chunk
+from langchain_core.messages.utils import count_tokens_approximately
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import (
     Runnable,
     RunnableConfig,
 )
 from langchain_core.utils import from_env
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_core.utils.json import parse_partial_json
 from langchain_core.utils.utils import LC_ID_PREFIX
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretBytes,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 from langchain_dynaspark.errors import DynasparkInputError
 from langchain_dynaspark.format_repair import (
@@ -55,6 +66,7 @@ from langchain_dynaspark.instructions import (
 )
 from langchain_dynaspark.json_values import without_surrogates
 from langchain_dynaspark.prompt import build_prompt
+from langchain_dynaspark.redact import scrub_url
 from langchain_dynaspark.reply import apply_stop, reply_text
 from langchain_dynaspark.tool_calls import (
     ParsedReply,
@@ -69,7 +81,9 @@ __all__ = ["DEFAULT_BASE_URL", "DEFAULT_MODEL", "KNOWN_MODELS", "ChatDynaspark"]
 
 DEFAULT_BASE_URL = "https://dynaspark.onrender.com"
 DEFAULT_PATH = "/generate_response"
-DEFAULT_MODEL = "gemini-1.5-flash"
+DEFAULT_MODEL = "gemini-2.0-flash"
+"""The newest model the service is known to offer. Google retired the Gemini 1.5
+models in 2025, so the service may no longer serve them."""
 KNOWN_MODELS = (
     "gemini-1.5-flash",
     "gemini-1.5-flash-8b",
@@ -77,6 +91,15 @@ KNOWN_MODELS = (
     "gemini-2.0-flash-lite",
 )
 """Models the service is known to offer. Any other name is sent unchanged."""
+
+_SECRET_FIELDS = frozenset({"api_key"})
+"""Fields never shown in `_identifying_params` (and so in cache keys and traces),
+besides any field whose value is a `SecretStr`/`SecretBytes`."""
+_SHOWN_AS = {"stop": "stop_sequences"}
+"""Fields shown under another name in `_identifying_params`: the invocation
+parameters use `stop` for the call's own stop sequences."""
+_CHARS_PER_TOKEN = 4.0
+"""The ratio `count_tokens_approximately` assumes, for `get_num_tokens`."""
 
 _UNSUPPORTED_PARAMS = frozenset(
     {
@@ -106,17 +129,20 @@ class ChatDynaspark(BaseChatModel):
     (each message labelled by its role) and turns the reply into an `AIMessage`.
 
     Setup:
-        No API key is needed.
+        No API key is needed. The package is not on PyPI yet: install it from
+        its repository, until a release exists.
 
         ```bash
-        pip install langchain-dynaspark
+        pip install .  # in a checkout of the repository
         ```
 
         `DYNASPARK_BASE_URL` overrides the service address, e.g. to point at the
         local test server (`python -m langchain_dynaspark.testing.server`).
 
     Key init args — completion params:
-        model: Model name (alias `model_name`), default `"gemini-1.5-flash"`.
+        model: Model name (alias `model_name`, also readable as
+            `model.model_name`), default `"gemini-2.0-flash"`, the newest model
+            the service is known to offer (Google retired Gemini 1.5 in 2025).
             Known: `gemini-1.5-flash`, `gemini-1.5-flash-8b`, `gemini-2.0-flash`,
             `gemini-2.0-flash-lite`; any other string is sent unchanged.
         stop: Stop sequences, applied to the reply on the client side.
@@ -314,7 +340,10 @@ class ChatDynaspark(BaseChatModel):
 
         `finish_reason` is `"stop_sequence"` when a stop sequence cut the reply,
         and `"tool_calls"` when the reply holds tool calls.
-        The service reports no token usage, so `usage_metadata` is not set.
+        The service reports no token usage, so `usage_metadata` is not set;
+        `get_num_tokens` and `get_num_tokens_from_messages` (used by
+        `trim_messages(token_counter=model)`) are offline estimates, about four
+        characters per token (`count_tokens_approximately`).
     """
 
     model: str = Field(default=DEFAULT_MODEL, alias="model_name")
@@ -405,8 +434,65 @@ class ChatDynaspark(BaseChatModel):
         return "dynaspark-chat"
 
     @property
+    def model_name(self) -> str:
+        """The model's name, as `ChatOpenAI.model_name` reads (same as `model`)."""
+        return self.model
+
+    @property
     def _identifying_params(self) -> dict[str, Any]:
-        return {"model": self.model, "base_url": self.base_url, "path": self.path}
+        """Every `ChatDynaspark` setting, for cache keys and tracing, minus secrets.
+
+        Derived from the fields, so a new field is covered without listing it:
+        secrets (`SecretStr` values and `api_key`) are left out, and URLs are
+        shown without the `user:password@` they may carry. `stop` is shown as
+        `stop_sequences`, apart from a call's `stop`.
+        """
+        return {
+            _SHOWN_AS.get(name, name): scrub_url(value)
+            if isinstance(value, str)
+            else value
+            for name, value in self._own_settings()
+            if name not in _SECRET_FIELDS
+            and not isinstance(value, (SecretStr, SecretBytes))
+        }
+
+    def _own_settings(self) -> Iterator[tuple[str, Any]]:
+        """(name, value) of the fields `ChatDynaspark` adds to `BaseChatModel`."""
+        for name in type(self).model_fields:
+            if name not in BaseChatModel.model_fields:
+                yield name, getattr(self, name)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """Fields as pydantic shows them, with URL credentials scrubbed."""
+        for name, value in super().__repr_args__():
+            yield name, scrub_url(value) if isinstance(value, str) else value
+
+    def get_num_tokens(self, text: str) -> int:
+        """An estimate of the tokens in `text`: about four characters per token.
+
+        The service reports no token counts and its tokenizer is not public, so
+        this uses the rule of `langchain_core`'s `count_tokens_approximately`
+        (no download, no `transformers`). `custom_get_token_ids` wins when set.
+        """
+        if self.custom_get_token_ids is not None:
+            return super().get_num_tokens(text)
+        return math.ceil(len(text) / _CHARS_PER_TOKEN)
+
+    def get_num_tokens_from_messages(
+        self, messages: list[BaseMessage], tools: Sequence[Any] | None = None
+    ) -> int:
+        """An estimate of the tokens in `messages` (and `tools`' schemas).
+
+        Uses `langchain_core`'s `count_tokens_approximately`, so it works offline
+        and with `trim_messages(token_counter=model)`. It is an estimate: the
+        service counts no tokens and the prompt it receives adds role labels
+        and instructions.
+        """
+        return count_tokens_approximately(
+            messages,
+            chars_per_token=_CHARS_PER_TOKEN,
+            tools=[convert_to_openai_tool(tool) for tool in tools or ()] or None,
+        )
 
     def _resolve_model_profile(self) -> ModelProfile | None:
         """What `ChatDynaspark` supports, for any model the service offers.

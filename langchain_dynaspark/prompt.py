@@ -79,14 +79,21 @@ def build_prompt(
         The prompt text and the images it refers to.
 
     Raises:
-        DynasparkInputError: If there is nothing to send, or a message holds
-            content Dynaspark cannot take (files, audio, video, `file_id`s).
+        DynasparkInputError: If there is nothing to send (no messages, or only
+            empty ones), or a message holds content Dynaspark cannot take
+            (files, audio, video, `file_id`s).
     """
     if not messages:
         msg = "No messages to send: pass at least one message."
         raise DynasparkInputError(msg)
     images: list[dict[str, Any]] = []
     parts = [_render(message, images) for message in messages]
+    if instructions is None and not any(body.strip() for _, body in parts):
+        msg = (
+            "Nothing to send: every message is empty. Pass a message with text "
+            "or an image."
+        )
+        raise DynasparkInputError(msg)
     if images:
         parts = _number_images(parts)
     if instructions is None and len(messages) == 1 and _is_plain_human(messages[0]):

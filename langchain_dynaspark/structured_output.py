@@ -135,7 +135,7 @@ class _JsonParser:
     """Reply -> the JSON object that answers (see the module docstring)."""
 
     def __init__(self, schema: dict[str, Any] | type | None) -> None:
-        self.pydantic = (
+        self.pydantic: type[Any] | None = (
             schema
             if isinstance(schema, type) and is_basemodel_subclass(schema)
             else None
@@ -160,8 +160,11 @@ class _JsonParser:
         answer = (fitting or candidates)[-1]
         if self.pydantic is None:
             return answer
+        validate = (
+            getattr(self.pydantic, "model_validate", None) or self.pydantic.parse_obj
+        )
         try:
-            return self.pydantic.model_validate(answer)
+            return validate(answer)
         except ValueError as err:
             msg = f"The reply's JSON does not match {self.pydantic.__name__}: {err}"
             raise OutputParserException(msg, llm_output=text) from err
