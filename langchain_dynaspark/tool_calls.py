@@ -358,8 +358,14 @@ def _python_calls(
     found: list[_Found] = []
     in_tool_code: list[bool] = []
     reach = 0
+    taken = iter(sorted((f.start, f.end) for f in json_found))
+    json_span = next(taken, None)
     for match in matches:
         start, open_paren = match.start(), match.end() - 1
+        while json_span is not None and json_span[1] <= start:
+            json_span = next(taken, None)
+        if json_span is not None and json_span[0] <= start:
+            continue
         end = parens.get(open_paren)
         if start < reach or end is None:
             continue

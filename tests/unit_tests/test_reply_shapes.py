@@ -258,6 +258,15 @@ def test_the_same_call_written_twice_is_kept_once() -> None:
     assert [(c["name"], c["args"]) for c in parsed.tool_calls] == PARIS
 
 
+def test_a_python_call_inside_a_json_call_is_part_of_it() -> None:
+    reply = '{"name": "get_weather", "arguments": {"city": "get_weather(city=1)"}}'
+    parsed = parse_tool_calls(reply, TOOLS, required="any")
+    assert [(c["name"], c["args"]) for c in parsed.tool_calls] == [
+        ("get_weather", {"city": "get_weather(city=1)"})
+    ]
+    assert parsed.invalid_tool_calls == []
+
+
 def test_distinct_calls_are_all_kept_with_fresh_ids() -> None:
     reply = 'get_weather(city="Paris")\nget_weather(city="Rome")'
     parsed = parse_tool_calls(reply, TOOLS)
