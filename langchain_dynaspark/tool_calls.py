@@ -191,6 +191,8 @@ class _Found:
 
 @dataclass(frozen=True)
 class _Outcome:
+    """One call checked: its arguments, and why it cannot run (`None`: it can)."""
+
     name: str | None
     args: dict[str, Any]
     args_text: str
