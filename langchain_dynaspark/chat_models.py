@@ -511,7 +511,7 @@ class ChatDynaspark(BaseChatModel):
 
     def bind_tools(
         self,
-        tools: Sequence[dict[str, Any] | type | Callable | BaseTool],
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
         *,
         tool_choice: dict[str, Any] | str | bool | None = None,
         strict: bool | None = None,
@@ -715,7 +715,7 @@ def _chunk(message: AIMessage) -> ChatGenerationChunk:
     arguments are not a JSON object, so only such calls get a chunk; a call to
     a tool that was not offered would come back as a valid call.
     """
-    pieces = [
+    pieces: list[tuple[str | None, str | None, str | None]] = [
         (call["name"], json.dumps(call["args"], ensure_ascii=False), call["id"])
         for call in message.tool_calls
     ]

@@ -17,7 +17,7 @@ package.
 from __future__ import annotations
 
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from langchain_core.messages import BaseMessage
 from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
@@ -76,8 +76,10 @@ def structured_runnable(
                 "schema": schema,
             },
         )
-        output_parser: Runnable = (
-            PydanticToolsParser(tools=[schema], first_tool_only=True)
+        output_parser: Runnable[Any, Any] = (
+            PydanticToolsParser(
+                tools=[cast("type[BaseModel]", schema)], first_tool_only=True
+            )
             if is_pydantic
             else JsonOutputKeyToolsParser(key_name=tool_name, first_tool_only=True)
         )
@@ -96,7 +98,7 @@ def structured_runnable(
             ls_structured_output_format={"kwargs": ls_kwargs, "schema": schema},
         )
         output_parser = RunnableLambda(_json_reply) | (
-            PydanticOutputParser(pydantic_object=schema)
+            PydanticOutputParser(pydantic_object=cast("type[BaseModel]", schema))
             if is_pydantic
             else JsonOutputParser()
         )
