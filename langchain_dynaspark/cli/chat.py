@@ -28,10 +28,10 @@ __all__ = ["COMMANDS", "PROMPT", "Conversation", "run_chat"]
 PROMPT = "> "
 COMMANDS = {
     "/reset": "forget the conversation",
-    "/exit": "leave (or Ctrl-D)",
-    "/help": "show these commands",
+    "/exit": "leave, or Ctrl-D",
+    "/help": "these commands",
 }
-_HELP = ", ".join(f"{name} {meaning}" for name, meaning in COMMANDS.items())
+_HELP = ", ".join(f"{name} ({meaning})" for name, meaning in COMMANDS.items())
 
 
 class Conversation:

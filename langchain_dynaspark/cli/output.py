@@ -105,10 +105,7 @@ class WakingNotice:
             return
         while True:
             elapsed = monotonic() - start
-            text = (
-                f"Waiting {elapsed:.0f} s for Dynaspark: the service may be waking "
-                "up (it sleeps when idle)..."
-            )
+            text = f"Waiting {elapsed:.0f} s for Dynaspark: it may be waking up..."
             self._stream.write("\r" + text)
             self._stream.flush()
             self._shown = max(self._shown, len(text))

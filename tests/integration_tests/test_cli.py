@@ -362,7 +362,7 @@ def test_chat_keeps_history_resets_and_leaves_on_ctrl_d(
 ) -> None:
     server.script("Hello Ada.", "You are Ada.", "I don't know.")
     term = terminal("chat", "--base-url", server.url, "-s", "Be brief.")
-    term.expect("/reset forget")
+    term.expect(r"/reset \(forget the conversation\)")
     term.prompt()
     term.type("My name is Ada.\r")
     term.expect("Hello Ada.\r?\n")
@@ -481,7 +481,7 @@ def test_a_slow_first_answer_says_the_service_may_be_waking_up(
     term = terminal("chat", "--base-url", server.url)
     term.prompt()
     term.type("Hello?\r")
-    notice = term.expect(r"Waiting \d+ s for Dynaspark: the service may be waking up")
+    notice = term.expect(r"Waiting \d+ s for Dynaspark: it may be waking up")
     term.expect(r"Waiting \d+ s")  # the count goes on
     answer = term.expect("Awake now.")
     assert re.search(r"\r +\rAwake now\.$", answer), answer  # the notice is erased

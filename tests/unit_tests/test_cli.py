@@ -224,7 +224,7 @@ def test_the_waking_notice_counts_and_is_erased() -> None:
         assert stream.wrote.wait(30)
         notice.stop()
         shown = stream.getvalue()
-    assert shown.startswith("\rWaiting 0 s for Dynaspark: the service may be waking up")
+    assert shown.startswith("\rWaiting 0 s for Dynaspark: it may be waking up...")
     line = shown.split("\r")[1]
     assert shown.endswith("\r" + " " * len(line) + "\r")
 
