@@ -534,7 +534,7 @@ class ChatDynaspark(BaseChatModel):
 
     def bind_tools(
         self,
-        tools: Sequence[dict[str, Any] | type | Callable | BaseTool],
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
         *,
         tool_choice: dict[str, Any] | str | bool | None = None,
         strict: bool | None = None,
@@ -814,7 +814,7 @@ def _chunk(message: AIMessage, id_: str | None = None) -> ChatGenerationChunk:
     calls get a chunk (a call to a tool that was not offered would come back
     valid). `invoke` never adds chunks up (see `ChatDynaspark._should_stream`).
     """
-    pieces = [
+    pieces: list[tuple[str | None, str | None, str | None]] = [
         (call["name"], json.dumps(call["args"], ensure_ascii=False), call["id"])
         for call in message.tool_calls
     ]

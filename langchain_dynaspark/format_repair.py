@@ -87,9 +87,9 @@ def format_problem(
         return "The reply holds no JSON object."
     spec = response_format.get("json_schema")
     schema = spec.get("schema") if isinstance(spec, Mapping) else None
-    errors = [schema_error(schema, value) for value in objects]
-    if all(errors):
-        return f"The JSON object does not match the schema: {errors[-1]}."
+    mismatches = [schema_error(schema, value) for value in objects]
+    if all(mismatch is not None for mismatch in mismatches):
+        return f"The JSON object does not match the schema: {mismatches[-1]}."
     return None
 
 

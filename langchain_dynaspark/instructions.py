@@ -161,7 +161,7 @@ def check_tool_choice(tool_choice: Any, tools: Sequence[Mapping[str, Any]]) -> s
         DynasparkInputError: If the choice names no bound tool, or forces a tool
             call while no tool is bound.
     """
-    names = [tool["function"]["name"] for tool in tools]
+    names: list[str] = [tool["function"]["name"] for tool in tools]
     if tool_choice is None or tool_choice == "auto":
         return "auto"
     if tool_choice == "none":

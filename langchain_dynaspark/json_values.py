@@ -142,20 +142,20 @@ def literal_value(node: ast.AST) -> Any:
         isinstance(node, ast.UnaryOp)
         and isinstance(node.op, (ast.USub, ast.UAdd))
         and isinstance(node.operand, ast.Constant)
-        and type(node.operand.value) in (int, float)
+        and isinstance(number := node.operand.value, (int, float))
+        and not isinstance(number, bool)
     ):
-        value = node.operand.value
-        return -value if isinstance(node.op, ast.USub) else value
+        return -number if isinstance(node.op, ast.USub) else number
     if isinstance(node, (ast.List, ast.Tuple)):
         return [literal_value(item) for item in node.elts]
     if isinstance(node, ast.Dict):
-        result = {}
-        for key, value in zip(node.keys, node.values, strict=True):
-            name = literal_value(key) if key is not None else None
+        result: dict[str, Any] = {}
+        for key_node, value_node in zip(node.keys, node.values, strict=True):
+            name = literal_value(key_node) if key_node is not None else None
             if not isinstance(name, str):
                 msg = "object keys must be strings"
                 raise NotALiteralError(msg)
-            result[name] = literal_value(value)
+            result[name] = literal_value(value_node)
         return result
     msg = f"{type(node).__name__} is not a literal value"
     raise NotALiteralError(msg)

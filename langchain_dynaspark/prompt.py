@@ -28,7 +28,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.messages import (
     AIMessage,
@@ -162,7 +162,7 @@ def _content_text(message: BaseMessage, images: list[dict[str, Any]]) -> str:
     if isinstance(message.content, str):
         return message.content
     pieces: list[str] = []
-    for block in message.content_blocks:
+    for block in cast("list[dict[str, Any]]", message.content_blocks):
         kind = block["type"]
         if kind == "text":
             pieces.append(block["text"])

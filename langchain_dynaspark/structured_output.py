@@ -81,7 +81,7 @@ def structured_runnable(
                 "schema": schema,
             },
         )
-        output_parser: Runnable = RunnableLambda(
+        output_parser: Runnable[Any, Any] = RunnableLambda(
             _ToolCallParser(tool_name, schema).parse
         )
     elif method in ("json_mode", "json_schema"):

@@ -126,7 +126,7 @@ def parse_tool_calls(
     spans = list(json_spans(text))
     json_found = _json_calls(text, spans)
     found = json_found + _python_calls(text, schemas, json_found, forced=bool(required))
-    if not found and required in schemas:
+    if not found and required is not None and required in schemas:
         found = _bare_arguments(spans, required, schemas[required])
     if not found:
         return ParsedReply(text)
@@ -478,7 +478,7 @@ def _check(item: _Item, schemas: Mapping[str, Mapping[str, Any] | None]) -> _Out
     if isinstance(args, _Outcome):
         return args
     args_text = _json(args)
-    if name not in schemas:
+    if name is None or name not in schemas:
         offered = ", ".join(sorted(schemas)) if schemas else "none"
         reason = f"Tool {name!r} was not offered; offered tools: {offered}."
         return _Outcome(name, args, args_text, reason)
@@ -526,7 +526,7 @@ def _arguments(
 def _only_parameter(schema: Mapping[str, Any] | None) -> str | None:
     properties = (schema or {}).get("properties")
     if isinstance(properties, Mapping) and len(properties) == 1:
-        return next(iter(properties))
+        return str(next(iter(properties)))
     return None
 
 

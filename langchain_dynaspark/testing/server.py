@@ -313,7 +313,7 @@ class DynasparkTestServer:
         return web.json_response({"reset": True})
 
 
-_REPLY_TYPES: Mapping[str, tuple[type, ...]] = {
+_REPLY_TYPES: Mapping[str, tuple[type[Any], ...]] = {
     "text": (str, type(None)),
     "status": (int,),
     "body": (str, dict, type(None)),

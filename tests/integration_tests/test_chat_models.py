@@ -224,6 +224,7 @@ def test_command_line_one_shot(server: DynasparkTestServer) -> None:
     base = [sys.executable, "-m", "langchain_dynaspark", "--base-url", server.url]
     done = subprocess.run(
         [*base, "--model", "gemini-2.0-flash", "Say hi in French"],
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=60,
@@ -236,6 +237,7 @@ def test_command_line_one_shot(server: DynasparkTestServer) -> None:
     }
     done = subprocess.run(
         [*base, "--stream", "Stream please"],
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=60,
@@ -250,6 +252,7 @@ def test_command_line_reports_errors_without_a_traceback(
     server.script(*[Reply(status=400, body={"error": "bad model"})])
     done = subprocess.run(
         [sys.executable, "-m", "langchain_dynaspark", "--base-url", server.url, "hi"],
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=60,
