@@ -42,7 +42,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.messages import (
     AIMessage,
@@ -94,14 +94,21 @@ def build_prompt(
         The prompt text and the images it refers to.
 
     Raises:
-        DynasparkInputError: If there is nothing to send, or a message holds
-            content Dynaspark cannot take (files, audio, video, `file_id`s).
+        DynasparkInputError: If there is nothing to send (no messages, or only
+            empty ones), or a message holds content Dynaspark cannot take
+            (files, audio, video, `file_id`s).
     """
     if not messages:
         msg = "No messages to send: pass at least one message."
         raise DynasparkInputError(msg)
     images: list[dict[str, Any]] = []
     parts = [_render(message, images) for message in messages]
+    if instructions is None and not any(body.strip() for _, body in parts):
+        msg = (
+            "Nothing to send: every message is empty. Pass a message with text "
+            "or an image."
+        )
+        raise DynasparkInputError(msg)
     for index, (_, body) in enumerate(parts, 1):
         _check_encodable(body, f"message {index} ({messages[index - 1].type})")
     if instructions is not None:
@@ -235,7 +242,7 @@ def _content_text(message: BaseMessage, images: list[dict[str, Any]]) -> str:
     if isinstance(message.content, str):
         return message.content
     pieces: list[str] = []
-    for block in message.content_blocks:
+    for block in cast("list[dict[str, Any]]", message.content_blocks):
         kind = block["type"]
         if kind == "text":
             pieces.append(block["text"])

@@ -37,6 +37,7 @@ import asyncio
 import atexit
 import concurrent.futures
 import contextlib
+import ipaddress
 import math
 import os
 import random
@@ -212,7 +213,7 @@ async def post_form(
             )
             raise DynasparkInputError(msg) from None
         except aiohttp.ClientError as exc:
-            error = _connection_error(exc, settings, attempt)
+            error = _connection_error(exc, settings, attempt, proxy=proxy)
         if attempt == attempts or not _retryable(error):
             raise error
         await asyncio.sleep(_wait_before_retry(retry_after, attempt))
@@ -555,13 +556,17 @@ def _timeout_error(
 
 
 def _connection_error(
-    exc: aiohttp.ClientError, settings: TransportSettings, attempt: int
+    exc: aiohttp.ClientError,
+    settings: TransportSettings,
+    attempt: int,
+    *,
+    proxy: str | URL | None = None,
 ) -> DynasparkConnectionError:
     msg = (
         f"Could not talk to Dynaspark at {_where(settings.url)} "
         f"({type(exc).__name__}: {_scrub(str(exc), settings)}) after "
         f"{_attempts(attempt)}. Check the network, `base_url` and any proxy "
-        "settings, then retry."
+        f"settings, then retry.{_proxy_hint(settings, proxy)}"
     )
     return DynasparkConnectionError(msg)
 
@@ -570,6 +575,31 @@ def _scrub_url(url: str) -> str:
     """`url` without the credentials it may carry."""
     parts = urlsplit(url)
     return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+
+
+def _proxy_hint(settings: TransportSettings, proxy: str | URL | None) -> str:
+    """Why a request to a local server failed through a proxy, and the fix."""
+    if proxy is None or not _is_loopback(urlsplit(settings.url).hostname):
+        return ""
+    if settings.proxy is not None:
+        return (
+            " This loopback address was asked through `proxy`, and a proxy "
+            "usually cannot reach a local server: leave `proxy` unset for it."
+        )
+    return (
+        " This loopback address was asked through the proxy in HTTP(S)_PROXY, "
+        "and a proxy usually cannot reach a local server: add the host to "
+        "NO_PROXY (NO_PROXY=127.0.0.1,localhost)."
+    )
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host is None or host == "localhost":
+        return host is not None
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _where(url: str) -> str:
