@@ -2,12 +2,16 @@
 
     python benchmarks/images.py
 
-Two cases, each in a fresh subprocess so that one's memory does not hide the
-other's:
+Each case runs in a fresh subprocess so that one's memory does not hide
+another's:
 
 - `photo`: one 6000x4000 JPEG (a 24 MP camera photo, with EXIF orientation and
   GPS), downscaled to 2048 px, turned upright and stripped;
-- `composite`: four 4000x3000 JPEGs composed into one labelled grid.
+- `composite`: four 4000x3000 JPEGs composed into one labelled grid;
+- 20 images of 3000x3000 in one conversation, for each of PNG (screenshots),
+  JPEG and WEBP (photos), composed into one grid. Images are decoded one at a
+  time, so the peak must stay under twice one decoded image plus the output
+  (the composite's pixels and its encoded file).
 
 Each case goes through `images.prepare_upload`, as `ChatDynaspark` calls it
 (base64 blocks in, one `Upload` out, pillow in a worker thread). Each case runs
@@ -39,6 +43,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = 5
+MANY = 20
+"""Images in one conversation for the `many` cases."""
+MANY_SIDE = 3000
+MANY_RUNS = 2
 GOALS = {"photo_cpu_seconds": 0.5, "photo_peak_mb": 300.0}
 """What the 6000x4000 JPEG must stay under. The work is one thread's, so its CPU
 time is its wall time on an idle machine, and is not inflated by other load."""
@@ -65,6 +73,54 @@ def measure_image_preparation() -> dict[str, float]:
             for name, value in _run_child(case, paths).items():
                 figures[f"{case}_{name}"] = value
         return figures
+
+
+def measure_many_images() -> dict[str, float]:
+    """Compose 20 images of 3000x3000 px, per format; report memory against its goal.
+
+    Returns:
+        For each format (`png`, `jpeg`, `webp`): `many_<format>_peak_mb`,
+        `many_<format>_goal_mb` (twice one decoded image plus the output),
+        `many_<format>_decode_peak_mb` (pillow decoding one input alone),
+        `many_<format>_seconds` (best wall time) and `many_<format>_input_mb`.
+    """
+    figures: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for fmt in ("PNG", "JPEG", "WEBP"):
+            path = Path(folder, f"input.{fmt.lower()}")
+            path.write_bytes(_many_input(fmt))
+            measured = _run_child("many", [path] * MANY)
+            goal = 2 * measured["decoded_mb"] + measured["output_mb"]
+            key = f"many_{fmt.lower()}"
+            figures[f"{key}_peak_mb"] = measured["peak_mb"]
+            figures[f"{key}_goal_mb"] = goal
+            figures[f"{key}_seconds"] = measured["seconds"]
+            figures[f"{key}_input_mb"] = measured["input_mb"]
+            figures[f"{key}_decode_peak_mb"] = measured["decode_peak_mb"]
+    return figures
+
+
+def _many_input(fmt: str) -> bytes:
+    """A 3000x3000 screenshot (PNG) or photo (JPEG, WEBP)."""
+    from PIL import Image, ImageDraw
+
+    size = (MANY_SIDE, MANY_SIDE)
+    if fmt != "PNG":
+        photo = Image.open(io.BytesIO(_camera_jpeg(size, seed=7)))
+        buffer = io.BytesIO()
+        photo.save(buffer, fmt, quality=85)
+        return buffer.getvalue()
+    screen = Image.new("RGB", size, (250, 250, 250))
+    draw = ImageDraw.Draw(screen)
+    draw.rectangle((0, 0, MANY_SIDE, 120), fill=(40, 60, 90))
+    draw.rectangle((0, 120, 500, MANY_SIDE), fill=(230, 232, 236))
+    for row in range(160, MANY_SIDE - 40, 36):
+        for column in range(560, MANY_SIDE - 200, 310):
+            width = 120 + (row * 7 + column) % 170
+            draw.rectangle((column, row, column + width, row + 14), fill=(30, 30, 30))
+    buffer = io.BytesIO()
+    screen.save(buffer, "PNG")
+    return buffer.getvalue()
 
 
 def _camera_jpeg(size: tuple[int, int], *, seed: int) -> bytes:
@@ -103,8 +159,13 @@ def _run_child(case: str, paths: list[Path]) -> dict[str, float]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _child(paths: list[str]) -> dict[str, float]:
-    """Runs in the subprocess: prepare the images, measure, print JSON."""
+def _child(paths: list[str], runs: int = RUNS) -> dict[str, float]:
+    """Runs in the subprocess: prepare the images, measure, print JSON.
+
+    Besides time and peak memory, it reports `decoded_mb` (the largest input's
+    pixels, decoded), `decode_peak_mb` (pillow's peak while decoding the first
+    input alone, at full size) and `output_mb` (the upload's pixels and file).
+    """
     sys.path.insert(0, str(ROOT))
     from PIL import Image
 
@@ -124,8 +185,11 @@ def _child(paths: list[str]) -> dict[str, float]:
             for d in datas
         ]
 
+    uploads = []
+
     async def prepare(blocks: list[dict[str, Any]]) -> None:
-        await prepare_upload(blocks, limits=limits, settings=settings)
+        uploads.append(await prepare_upload(blocks, limits=limits, settings=settings))
+        del uploads[:-1]
 
     small = io.BytesIO()
     Image.new("RGB", (64, 64), "red").save(small, "JPEG")
@@ -134,20 +198,36 @@ def _child(paths: list[str]) -> dict[str, float]:
     datas = [Path(path).read_bytes() for path in paths]
     blocks = blocks_of(datas)
     baseline = _reset_peak()
+    alone = Image.open(io.BytesIO(datas[0]))
+    alone.load()
+    del alone
+    decode_peak = _peak() - baseline
+    baseline = _reset_peak()
     walls, cpus = [], []
-    for _ in range(RUNS):
+    for _ in range(runs):
         started, cpu = time.perf_counter(), time.process_time()
         asyncio.run(prepare(blocks))
         walls.append(time.perf_counter() - started)
         cpus.append(time.process_time() - cpu)
     peak = _peak() - baseline
+    decoded = max(_pixel_bytes(Image.open(io.BytesIO(data))) for data in datas)
+    (upload,) = uploads
+    output = _pixel_bytes(Image.open(io.BytesIO(upload.data))) + len(upload.data)
     return {
         "seconds": min(walls),
         "median_seconds": statistics.median(walls),
         "cpu_seconds": statistics.median(cpus),
         "peak_mb": peak / 1e6,
         "input_mb": sum(map(len, datas)) / 1e6,
+        "decoded_mb": decoded / 1e6,
+        "decode_peak_mb": decode_peak / 1e6,
+        "output_mb": output / 1e6,
     }
+
+
+def _pixel_bytes(image: Any) -> int:
+    """Bytes of `image`'s pixels once decoded (pillow keeps RGB as 4 bytes)."""
+    return image.width * image.height * (4 if len(image.getbands()) >= 3 else 1)
 
 
 def _reset_peak() -> int:
@@ -178,7 +258,8 @@ def _status_bytes(field: str) -> int | None:
 def main() -> int:
     """Print the figures; exit 1 if the 6000x4000 JPEG misses its goals."""
     if len(sys.argv) > 2 and sys.argv[1] == "--child":
-        print(json.dumps(_child(sys.argv[3:])))
+        runs = MANY_RUNS if sys.argv[2] == "many" else RUNS
+        print(json.dumps(_child(sys.argv[3:], runs)))
         return 0
     figures = measure_image_preparation()
     print(
@@ -200,6 +281,26 @@ def main() -> int:
     missed = [name for name, goal in GOALS.items() if figures[name] >= goal]
     for name in missed:
         print(f"  MISSED: {name} = {figures[name]:.2f} (goal < {GOALS[name]})")
+    many = measure_many_images()
+    print(
+        f"{MANY} images of {MANY_SIDE}x{MANY_SIDE} in one conversation -> one grid "
+        "(peak RSS above the baseline; goal: twice one decoded image plus the output)"
+    )
+    for fmt, title in (
+        ("png", "PNG screenshots"),
+        ("jpeg", "JPEG photos"),
+        ("webp", "WEBP photos"),
+    ):
+        peak, goal = many[f"many_{fmt}_peak_mb"], many[f"many_{fmt}_goal_mb"]
+        met = "ok" if peak < goal else "MISSED"
+        print(
+            f"  {title:17} {peak:4.0f} MB peak, goal < {goal:3.0f} MB: {met:6}"
+            f" one full decode alone {many[f'many_{fmt}_decode_peak_mb']:4.0f} MB,"
+            f" {many[f'many_{fmt}_seconds'] * 1000:5.0f} ms,"
+            f" {many[f'many_{fmt}_input_mb']:.1f} MB in"
+        )
+        if peak >= goal:
+            missed.append(f"many_{fmt}_peak_mb")
     return 1 if missed else 0
 
 

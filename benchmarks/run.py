@@ -80,6 +80,8 @@ GOAL_SYNC = 1.3
 GOAL_FIRST_EVENT_MS = {"astream": 1.0, "stream": 2.0}
 """Most milliseconds by which the first event may lag the bare reader's."""
 GOAL_IMPORT = 1.10
+GOAL_PARSE_MS = 100
+PARSE_REPLY_BYTES = 500_000
 CONNECTION_CALLS = 100
 
 HEAVY_MODULES = ("PIL", "numpy")
@@ -683,6 +685,51 @@ def measure_images() -> tuple[dict[str, float], dict[str, float]] | None:
     return images.measure_image_preparation(), dict(images.GOALS)
 
 
+def code_listing(size: int) -> str:
+    """A reply holding a C listing of about `size` characters, braces and all."""
+    function = (
+        "static int f{i}(const char *s, int n) {{\n"
+        "    char open = '{{', close = '}}';\n"
+        "    int depth[4] = {{0, 1, 2, 3}};\n"
+        "    for (int k = 0; k < n; k++) {{\n"
+        '        if (s[k] == open) {{ printf("{{%d}}\\n", depth[k % 4]); }}\n'
+        "        else if (s[k] == close) {{ depth[k % 4] -= {i}; }}\n"
+        "    }}\n"
+        "    return depth[0];\n"
+        "}}\n"
+    )
+    body, i = [], 0
+    while sum(map(len, body)) < size:
+        body.append(function.format(i=i))
+        i += 1
+    return "Here is the program:\n```c\n" + "".join(body) + "```\nIt counts braces."
+
+
+def measure_parsing(runs: int) -> dict[str, list[float]]:
+    """Seconds to read a reply with two tools bound, per reply shape."""
+    from langchain_dynaspark.tool_calls import parse_tool_calls
+
+    tools = {
+        "get_weather": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+        "add": None,
+    }
+    replies = {
+        "listing": code_listing(PARSE_REPLY_BYTES),
+        "brackets": "[{" * (PARSE_REPLY_BYTES // 2),
+    }
+    seconds: dict[str, list[float]] = {name: [] for name in replies}
+    for _ in range(runs):
+        for name, reply in replies.items():
+            start = time.perf_counter()
+            parse_tool_calls(reply, tools)
+            seconds[name].append(time.perf_counter() - start)
+    return seconds
+
+
 # --- reporting -----------------------------------------------------------------
 
 
@@ -754,6 +801,8 @@ def report(
     connections: dict[str, int],
     imports: dict[str, Any],
     images: tuple[dict[str, float], dict[str, float]] | None,
+    *,
+    parsing: dict[str, list[float]],
 ) -> list[Goal]:
     """Print the table; return the goals with their verdicts."""
     import langchain_core
@@ -803,6 +852,9 @@ def report(
     image_goals = _print_images(images, skipped=not options.images)
 
     print()
+    parse_goals = _print_parsing(parsing)
+
+    print()
     import_goals = _print_imports(options, imports)
 
     goals = [
@@ -833,6 +885,7 @@ def report(
         ),
         *import_goals,
         *image_goals,
+        *parse_goals,
     ]
     return goals
 
@@ -941,6 +994,28 @@ def _print_imports(options: Options, imports: dict[str, Any]) -> list[Goal]:
     ]
 
 
+def _print_parsing(parsing: dict[str, list[float]]) -> list[Goal]:
+    """Print the reply-parsing rows; return their goal."""
+    kb = PARSE_REPLY_BYTES // 1000
+    print("Reading a reply with tools bound (tool_calls.parse_tool_calls)")
+    print(_row("", "best ms", "median"))
+    labels = {
+        "listing": f"{kb} KB reply holding a C code listing",
+        "brackets": f"{kb} KB of nested brackets (worst case)",
+    }
+    for name, label in labels.items():
+        times = parsing[name]
+        print(_row(label, min(times) * 1e3, statistics.median(times) * 1e3))
+    listing_ms = statistics.median(parsing["listing"]) * 1e3
+    return [
+        Goal(
+            f"{kb} KB code listing read in < {GOAL_PARSE_MS} ms",
+            f"{listing_ms:.0f} ms",
+            listing_ms < GOAL_PARSE_MS,
+        )
+    ]
+
+
 def _print_images(
     images: tuple[dict[str, float], dict[str, float]] | None, *, skipped: bool
 ) -> list[Goal]:
@@ -1039,7 +1114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         api_figures = asyncio.run(measure_api(url, options))
     images = measure_images() if options.images else None
     imports = measure_imports(options.import_runs)
-    goals = report(options, calls, connections, imports, images)
+    parsing = measure_parsing(1 if options.smoke else 9)
+    goals = report(options, calls, connections, imports, images, parsing=parsing)
     goals += _report_api(api_figures)
     print()
     print("Goals" + (" (not enforced in a smoke run)" if options.smoke else ""))

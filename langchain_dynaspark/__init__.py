@@ -11,7 +11,9 @@ from langchain_dynaspark.errors import (
     DynasparkInvalidRequestError,
     DynasparkNotFoundError,
     DynasparkRateLimitError,
+    DynasparkRedirectError,
     DynasparkResponseError,
+    DynasparkResponseTooLargeError,
     DynasparkTimeoutError,
 )
 
@@ -25,7 +27,9 @@ __all__ = [
     "DynasparkInvalidRequestError",
     "DynasparkNotFoundError",
     "DynasparkRateLimitError",
+    "DynasparkRedirectError",
     "DynasparkResponseError",
+    "DynasparkResponseTooLargeError",
     "DynasparkTimeoutError",
     "__version__",
 ]

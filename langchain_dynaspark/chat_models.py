@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import difflib
 import functools
@@ -15,30 +16,32 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.callbacks import (
+    AsyncCallbackManager,
     AsyncCallbackManagerForLLMRun,
+    CallbackManager,
     CallbackManagerForLLMRun,
 )
 from langchain_core.language_models.base import LangSmithParams, LanguageModelInput
-from langchain_core.language_models.chat_models import (
-    BaseChatModel,
-    agenerate_from_stream,
-    generate_from_stream,
-)
+from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.language_models.model_profile import ModelProfile
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.tool import tool_call_chunk
+from langchain_core.messages.utils import count_tokens_approximately
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import (
     Runnable,
     RunnableConfig,
 )
 from langchain_core.utils import from_env, secret_from_env
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_core.utils.json import parse_partial_json
+from langchain_core.utils.utils import LC_ID_PREFIX
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     PrivateAttr,
+    SecretBytes,
     SecretStr,
     field_validator,
     model_validator,
@@ -48,6 +51,13 @@ from typing_extensions import Self
 from langchain_dynaspark import api, form
 from langchain_dynaspark.api import DEFAULT_API_PATH, DEFAULT_MAX_REQUEST_LINE
 from langchain_dynaspark.errors import DynasparkInputError
+from langchain_dynaspark.format_repair import (
+    Attempt,
+    arepair,
+    format_problem,
+    repair,
+    repair_prompt,
+)
 from langchain_dynaspark.images import (
     DEFAULT_MAX_IMAGE_BYTES,
     DEFAULT_MAX_IMAGE_DOWNLOAD_BYTES,
@@ -62,13 +72,21 @@ from langchain_dynaspark.instructions import (
     check_tools,
     resolve_instructions,
 )
+from langchain_dynaspark.json_values import without_surrogates
 from langchain_dynaspark.prompt import Prompt, build_prompt
+from langchain_dynaspark.redact import scrub_url
 from langchain_dynaspark.reply import Reply, StopScanner, apply_stop
 from langchain_dynaspark.tool_calls import (
     ParsedReply,
     parse_tool_calls,
 )
-from langchain_dynaspark.transport import TransportSettings, iterate_sync, run_sync
+from langchain_dynaspark.transport import (
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    TransportSettings,
+    iterate_sync,
+    run_sync,
+)
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -81,7 +99,9 @@ DEFAULT_BASE_URL = "https://dynaspark.onrender.com"
 DEFAULT_PATH = form.DEFAULT_PATH
 API_DEFAULT_MODEL = "default"
 """`ls_model_name` on `endpoint="api"` when no model was chosen: the service's."""
-DEFAULT_MODEL = "gemini-1.5-flash"
+DEFAULT_MODEL = "gemini-2.0-flash"
+"""The newest model the service is known to offer. Google retired the Gemini 1.5
+models in 2025, so the service may no longer serve them."""
 KNOWN_MODELS = (
     "gemini-1.5-flash",
     "gemini-1.5-flash-8b",
@@ -108,10 +128,20 @@ _CALL_ARGUMENTS = (
     "tool_choice",
     "parallel_tool_calls",
     "response_format",
+    "format_retries",
     *SAMPLING_PARAMS,
 )
-_CONSUMED_BY_LANGCHAIN = frozenset({"ls_structured_output_format"})
-"""Call arguments `BaseChatModel` takes out before they reach `_generate`."""
+_SECRET_FIELDS = frozenset({"api_key"})
+"""Fields never shown in `_identifying_params` (and so in cache keys and traces),
+besides any field whose value is a `SecretStr`/`SecretBytes`."""
+_SHOWN_AS = {"stop": "stop_sequences"}
+"""Fields shown under another name in `_identifying_params`: the invocation
+parameters use `stop` for the call's own stop sequences."""
+_CHARS_PER_TOKEN = 4.0
+"""The ratio `count_tokens_approximately` assumes, for `get_num_tokens`."""
+_CONSUMED_BY_LANGCHAIN = frozenset({"ls_structured_output_format", "format_retries"})
+"""Call arguments taken out before `_call_options` sees them: by `BaseChatModel`
+(`ls_structured_output_format`), or by the repair step (`format_retries`)."""
 _INTERNAL_MODULES = frozenset(
     {
         "langchain_dynaspark",
@@ -137,6 +167,11 @@ def _sampling_field(name: str) -> Any:
     return Field(default=None, ge=low, le=high)
 
 
+_READ_IN_THREAD = 32_768
+"""Replies longer than this (in characters) are parsed in a worker thread, so a
+long reply does not hold up the event loop (about 2 ms per 32 KB of code)."""
+
+
 class ChatDynaspark(BaseChatModel):
     """Chat model for the free, no-key Dynaspark AI service.
 
@@ -150,17 +185,20 @@ class ChatDynaspark(BaseChatModel):
     token usage and rate-limit headers; text only).
 
     Setup:
-        No API key is needed.
+        No API key is needed. The package is not on PyPI yet: install it from
+        its repository, until a release exists.
 
         ```bash
-        pip install langchain-dynaspark
+        pip install .  # in a checkout of the repository
         ```
 
         `DYNASPARK_BASE_URL` overrides the service address, e.g. to point at the
         local test server (`python -m langchain_dynaspark.testing.server`).
 
     Key init args — completion params:
-        model: Model name (alias `model_name`), default `"gemini-1.5-flash"`.
+        model: Model name (alias `model_name`, also readable as
+            `model.model_name`), default `"gemini-2.0-flash"`, the newest model
+            the service is known to offer (Google retired Gemini 1.5 in 2025).
             Known: `gemini-1.5-flash`, `gemini-1.5-flash-8b`, `gemini-2.0-flash`,
             `gemini-2.0-flash-lite`; any other string is sent unchanged.
         stop: Stop sequences, applied to the reply on the client side.
@@ -170,6 +208,9 @@ class ChatDynaspark(BaseChatModel):
             parameters (0-3, 0-1, -2-2, -2-2, an integer), checked at construction
             and per call. Sent on `endpoint="api"`; the form ignores them, with a
             warning given once per model and parameter.
+        format_retries: Extra requests when a reply misses its required form (a
+            forced tool call, valid tool arguments, structured output); default
+            1, `0` turns repair off.
 
     Key init args — client params:
         base_url: Service address; defaults to `DYNASPARK_BASE_URL`, then
@@ -190,6 +231,10 @@ class ChatDynaspark(BaseChatModel):
             `True`).
         max_request_line: Longest request line sent on the API, in bytes
             (default 4094); longer conversations are refused before sending.
+        max_connections: Requests in flight at once on the shared connection
+            pool (default 10); more wait for a slot, and their `timeout` starts
+            once they have one.
+        max_response_bytes: Largest answer read, in bytes (default 16 MiB).
 
     Key init args — image params:
         max_image_side: Longest side of the image sent, in pixels (default
@@ -288,9 +333,11 @@ class ChatDynaspark(BaseChatModel):
     Tool calling:
         Emulated through the prompt: the service has no tool calling. The tools
         and a JSON answer format are written into instructions at the top of the
-        prompt, and the reply is parsed into `tool_calls`. The model may still
+        prompt, and the reply is parsed into `tool_calls` (Python calls, Gemini
+        `functionCall` objects and almost-JSON are read too). The model may still
         answer in prose; calls to tools that were not offered, or with arguments
-        that are not a JSON object, land in `invalid_tool_calls`.
+        that do not fit the tool's schema, land in `invalid_tool_calls`. A reply
+        that misses a required form is asked for once more (`format_retries`).
 
         ```python
         from pydantic import BaseModel, Field
@@ -372,8 +419,8 @@ class ChatDynaspark(BaseChatModel):
         `reset`), and `model_name` is the model the service says it used.
 
     Token usage:
-        The form reports none, so `usage_metadata` is not set. The API reports
-        the service's own counts:
+        The form reports none, so `usage_metadata` is not set there. The API
+        reports the service's own counts:
 
         ```python
         api_model = ChatDynaspark(endpoint="api", seed=7)
@@ -383,6 +430,10 @@ class ChatDynaspark(BaseChatModel):
         ```python
         {"input_tokens": 28, "output_tokens": 8, "total_tokens": 36}
         ```
+
+        `get_num_tokens` and `get_num_tokens_from_messages` (used by
+        `trim_messages(token_counter=model)`) are offline estimates, about four
+        characters per token (`count_tokens_approximately`).
     """
 
     model: str = Field(default=DEFAULT_MODEL, alias="model_name")
@@ -447,6 +498,15 @@ class ChatDynaspark(BaseChatModel):
     proxy: str | None = None
     """HTTP(S) proxy URL; when unset, `HTTP(S)_PROXY` from the environment."""
 
+    max_connections: int = Field(default=DEFAULT_MAX_CONNECTIONS, ge=1)
+    """Requests in flight at once on the pooled session this model uses (models
+    with the same value share it); more wait for a free slot, and their
+    `timeout` starts once they have one."""
+
+    max_response_bytes: int = Field(default=DEFAULT_MAX_RESPONSE_BYTES, ge=1)
+    """Largest answer body read, in bytes; a larger one raises
+    `DynasparkResponseTooLargeError` while it streams in."""
+
     stop: list[str] | None = Field(default=None, alias="stop_sequences")
     """Stop sequences: the reply is cut at the first one (client side)."""
 
@@ -477,7 +537,12 @@ class ChatDynaspark(BaseChatModel):
     format_instructions: dict[str, str] | None = None
     """Overrides for the instructions that emulate tool calling and structured
     output, by key (`tools`, `auto`, `any`, `tool`, `one_call`, `none`,
-    `json_schema`, `json_mode`); see `langchain_dynaspark.instructions`."""
+    `json_schema`, `json_mode`, `repair`); see `langchain_dynaspark.instructions`."""
+
+    format_retries: int = Field(default=1, ge=0)
+    """Extra requests made when a reply misses its required form (a required tool
+    call, valid tool arguments, structured output); `0` turns repair off. See
+    `langchain_dynaspark.format_repair`."""
 
     model_config = ConfigDict(populate_by_name=True)
 
@@ -529,8 +594,65 @@ class ChatDynaspark(BaseChatModel):
         return {"api_key": "DYNASPARK_API_KEY"}
 
     @property
+    def model_name(self) -> str:
+        """The model's name, as `ChatOpenAI.model_name` reads (same as `model`)."""
+        return self.model
+
+    @property
     def _identifying_params(self) -> dict[str, Any]:
-        return {"model": self.model, "base_url": self.base_url, "path": self.path}
+        """Every `ChatDynaspark` setting, for cache keys and tracing, minus secrets.
+
+        Derived from the fields, so a new field is covered without listing it:
+        secrets (`SecretStr` values and `api_key`) are left out, and URLs are
+        shown without the `user:password@` they may carry. `stop` is shown as
+        `stop_sequences`, apart from a call's `stop`.
+        """
+        return {
+            _SHOWN_AS.get(name, name): scrub_url(value)
+            if isinstance(value, str)
+            else value
+            for name, value in self._own_settings()
+            if name not in _SECRET_FIELDS
+            and not isinstance(value, (SecretStr, SecretBytes))
+        }
+
+    def _own_settings(self) -> Iterator[tuple[str, Any]]:
+        """(name, value) of the fields `ChatDynaspark` adds to `BaseChatModel`."""
+        for name in type(self).model_fields:
+            if name not in BaseChatModel.model_fields:
+                yield name, getattr(self, name)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """Fields as pydantic shows them, with URL credentials scrubbed."""
+        for name, value in super().__repr_args__():
+            yield name, scrub_url(value) if isinstance(value, str) else value
+
+    def get_num_tokens(self, text: str) -> int:
+        """An estimate of the tokens in `text`: about four characters per token.
+
+        The service reports no token counts and its tokenizer is not public, so
+        this uses the rule of `langchain_core`'s `count_tokens_approximately`
+        (no download, no `transformers`). `custom_get_token_ids` wins when set.
+        """
+        if self.custom_get_token_ids is not None:
+            return super().get_num_tokens(text)
+        return math.ceil(len(text) / _CHARS_PER_TOKEN)
+
+    def get_num_tokens_from_messages(
+        self, messages: list[BaseMessage], tools: Sequence[Any] | None = None
+    ) -> int:
+        """An estimate of the tokens in `messages` (and `tools`' schemas).
+
+        Uses `langchain_core`'s `count_tokens_approximately`, so it works offline
+        and with `trim_messages(token_counter=model)`. It is an estimate: the
+        service counts no tokens and the prompt it receives adds role labels
+        and instructions.
+        """
+        return count_tokens_approximately(
+            messages,
+            chars_per_token=_CHARS_PER_TOKEN,
+            tools=[convert_to_openai_tool(tool) for tool in tools or ()] or None,
+        )
 
     def _resolve_model_profile(self) -> ModelProfile | None:
         """What `ChatDynaspark` supports, for any model the service offers.
@@ -627,7 +749,7 @@ class ChatDynaspark(BaseChatModel):
 
     def bind_tools(
         self,
-        tools: Sequence[dict[str, Any] | type | Callable | BaseTool],
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
         *,
         tool_choice: dict[str, Any] | str | bool | None = None,
         strict: bool | None = None,
@@ -706,6 +828,28 @@ class ChatDynaspark(BaseChatModel):
             self, schema, method=method, include_raw=include_raw, strict=strict
         )
 
+    def _should_stream(
+        self,
+        *,
+        async_api: bool,
+        run_manager: CallbackManagerForLLMRun
+        | AsyncCallbackManagerForLLMRun
+        | None = None,
+        **kwargs: Any,
+    ) -> bool:
+        """Stream only for `stream`/`astream`, never to serve `invoke`.
+
+        The service answers in one piece, so `invoke` gains nothing from
+        streaming; and langchain-core, adding chunks up, re-derives tool calls
+        from `tool_call_chunks` alone, which would drop invalid calls' errors and
+        make a call to a tool that was not offered valid. `invoke` with
+        `streaming=True` or a streaming listener still emits the reply as one
+        token event (see `_generate`), with the same message.
+        """
+        return bool(kwargs.get("stream")) and super()._should_stream(
+            async_api=async_api, run_manager=run_manager, **kwargs
+        )
+
     def _generate(
         self,
         messages: list[BaseMessage],
@@ -713,12 +857,14 @@ class ChatDynaspark(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        if self.streaming:
-            return generate_from_stream(
-                self._stream(messages, stop, run_manager, **kwargs)
-            )
-        call = self._prepare(messages, stop, kwargs, stream=False)
-        return _result(run_sync(self._arequest(call)))
+        message = self._reply(messages, stop, run_manager, kwargs)
+        if run_manager and super()._should_stream(
+            async_api=False, run_manager=run_manager, **kwargs
+        ):
+            chunk = _chunk(message, f"{LC_ID_PREFIX}-{run_manager.run_id}")
+            message.id = chunk.message.id
+            run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+        return _result(message)
 
     async def _agenerate(
         self,
@@ -727,12 +873,14 @@ class ChatDynaspark(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        if self.streaming:
-            return await agenerate_from_stream(
-                self._astream(messages, stop, run_manager, **kwargs)
-            )
-        call = self._prepare(messages, stop, kwargs, stream=False)
-        return _result(await self._arequest(call))
+        message = await self._areply(messages, stop, run_manager, kwargs)
+        if run_manager and super()._should_stream(
+            async_api=True, run_manager=run_manager, **kwargs
+        ):
+            chunk = _chunk(message, f"{LC_ID_PREFIX}-{run_manager.run_id}")
+            message.id = chunk.message.id
+            await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+        return _result(message)
 
     def _stream(
         self,
@@ -744,16 +892,17 @@ class ChatDynaspark(BaseChatModel):
         """Stream the reply: on the API, event by event; else in one piece.
 
         With tools bound or structured output requested, the reply is buffered
-        and parsed as `invoke` parses it, then given as one chunk, so a stream
-        gives the same tool calls or parsed object as `invoke`.
+        and parsed (and repaired) as `invoke` does it, then given as one chunk,
+        so a stream gives the same tool calls or parsed object as `invoke`.
         """
+        if not self._streams_events(kwargs):
+            chunk = _chunk(self._reply(messages, stop, run_manager, kwargs))
+            if run_manager:
+                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
+            return
         call = self._prepare(messages, stop, kwargs, stream=True)
-        chunks = (
-            iterate_sync(self._api_chunks(call))
-            if call.streams
-            else iter([_chunk(run_sync(self._arequest(call)))])
-        )
-        for chunk in chunks:
+        for chunk in iterate_sync(self._api_chunks(call)):
             if run_manager:
                 run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
@@ -765,19 +914,72 @@ class ChatDynaspark(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        call = self._prepare(messages, stop, kwargs, stream=True)
-        if not call.streams:
-            chunk = _chunk(await self._arequest(call))
+        if not self._streams_events(kwargs):
+            chunk = _chunk(await self._areply(messages, stop, run_manager, kwargs))
             if run_manager:
                 await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
             return
+        call = self._prepare(messages, stop, kwargs, stream=True)
         chunks = self._api_chunks(call)
         async with contextlib.aclosing(chunks):
             async for chunk in chunks:
                 if run_manager:
                     await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                 yield chunk
+
+    def _streams_events(self, kwargs: dict[str, Any]) -> bool:
+        """Whether a stream yields the API's events as they come (else buffered).
+
+        Takes `format_retries` out: a reply with no form to meet needs no repair.
+        """
+        if self.endpoint != "api" or kwargs.get("tools"):
+            return False
+        if kwargs.get("response_format") is not None:
+            return False
+        _pop_format_retries(kwargs, self.format_retries)
+        return True
+
+    def _reply(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        run_manager: CallbackManagerForLLMRun | None,
+        kwargs: dict[str, Any],
+    ) -> AIMessage:
+        """One request, and a repair request if the reply missed its form."""
+        retries = _pop_format_retries(kwargs, self.format_retries)
+        # Checked here, in the caller's thread, so a warning names its line.
+        call = self._prepare(messages, stop, dict(kwargs), stream=False)
+        attempt = run_sync(self._acall(call))
+
+        def ask(conversation: list[BaseMessage], left: int) -> AIMessage:
+            config = _repair_config(run_manager)
+            return self.invoke(
+                conversation, config, stop=stop, format_retries=left, **kwargs
+            )
+
+        return repair(messages, attempt, retries, ask)
+
+    async def _areply(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        run_manager: AsyncCallbackManagerForLLMRun | None,
+        kwargs: dict[str, Any],
+    ) -> AIMessage:
+        """Async `_reply`."""
+        retries = _pop_format_retries(kwargs, self.format_retries)
+        call = self._prepare(messages, stop, dict(kwargs), stream=False)
+        attempt = await self._acall(call)
+
+        async def ask(conversation: list[BaseMessage], left: int) -> AIMessage:
+            config = _repair_config(run_manager)
+            return await self.ainvoke(
+                conversation, config, stop=stop, format_retries=left, **kwargs
+            )
+
+        return await arepair(messages, attempt, retries, ask)
 
     def _prepare(
         self,
@@ -793,11 +995,12 @@ class ChatDynaspark(BaseChatModel):
             DynasparkInputError: If the input cannot be sent to this endpoint.
         """
         model, sampling, emulation = self._call_options(kwargs)
-        instructions = emulation.instructions(self.format_instructions)
+        texts = resolve_instructions(self.format_instructions)
+        instructions = emulation.instructions(texts)
         stop = self.stop if stop is None else stop
         if self.endpoint == "form":
             prompt = build_prompt(messages, instructions=instructions)
-            return _Call(model or self.model, prompt, emulation, stop)
+            return _Call(model or self.model, prompt, emulation, stop, texts)
         system, rest = api.split_system(messages)
         prompt = build_prompt(rest, instructions=instructions)
         if prompt.images:
@@ -819,7 +1022,7 @@ class ChatDynaspark(BaseChatModel):
             api_key=self.api_key.get_secret_value() if self.api_key else None,
         )
         api.check_request_line(self._url(), query, self.max_request_line)
-        return _Call(model, prompt, emulation, stop, query)
+        return _Call(model, prompt, emulation, stop, texts, query)
 
     def _precheck(self, kwargs: dict[str, Any]) -> None:
         """Check a call's arguments (and warn) before LangChain takes them over."""
@@ -878,7 +1081,7 @@ class ChatDynaspark(BaseChatModel):
             return self.model
         return None
 
-    async def _arequest(self, call: _Call) -> AIMessage:
+    async def _acall(self, call: _Call) -> Attempt:
         """One request: the endpoint's request and reply -> `AIMessage`."""
         settings = self._transport_settings()
         if call.query is None:
@@ -888,7 +1091,12 @@ class ChatDynaspark(BaseChatModel):
         else:
             reply = await api.request(settings, call.query)
         text, cut = apply_stop(reply.text, call.stop)
-        parsed = call.emulation.parse(text)
+        emulation = call.emulation
+        parsed, problem = (
+            await asyncio.to_thread(emulation.read, text)
+            if len(text) > _READ_IN_THREAD
+            else emulation.read(text)
+        )
         finish_reason = (
             "tool_calls"
             if parsed.tool_calls
@@ -896,12 +1104,20 @@ class ChatDynaspark(BaseChatModel):
             if cut
             else reply.finish_reason or "stop"
         )
-        return AIMessage(
+        message = AIMessage(
             content=parsed.content,
             tool_calls=parsed.tool_calls,
             invalid_tool_calls=parsed.invalid_tool_calls,
             usage_metadata=reply.usage,
             response_metadata=_metadata(call, reply, finish_reason),
+        )
+        instructions = emulation.instructions(call.texts)
+        return Attempt(
+            message,
+            text,
+            repair_prompt(call.texts["repair"], problem, instructions)
+            if problem
+            else None,
         )
 
     async def _api_chunks(
@@ -964,6 +1180,8 @@ class ChatDynaspark(BaseChatModel):
             connect_timeout=self.connect_timeout,
             max_retries=self.max_retries,
             proxy=self.proxy,
+            max_response_bytes=self.max_response_bytes,
+            max_connections=self.max_connections,
             secrets=(api_key,) if api_key else (),
             not_found_hint=(
                 api.NOT_FOUND_HINT if self.endpoint == "api" else form.NOT_FOUND_HINT
@@ -980,6 +1198,7 @@ class _Call:
         prompt: The prompt (on the API, less the leading system messages).
         emulation: The tools or response format the call asks for.
         stop: The stop sequences in force.
+        texts: The instruction texts in force (with `format_instructions`).
         query: The API query; `None` on the form.
     """
 
@@ -987,12 +1206,8 @@ class _Call:
     prompt: Prompt
     emulation: _Emulation
     stop: list[str] | None
+    texts: dict[str, str]
     query: dict[str, str] | None = None
-
-    @property
-    def streams(self) -> bool:
-        """Whether a stream of this call yields the API's events as they come."""
-        return self.query is not None and not self.emulation.buffered
 
 
 def _metadata(call: _Call, reply: Reply, finish_reason: str) -> dict[str, Any]:
@@ -1010,17 +1225,18 @@ def _result(message: AIMessage) -> ChatResult:
     return ChatResult(generations=[ChatGeneration(message=message)])
 
 
-def _chunk(message: AIMessage) -> ChatGenerationChunk:
+def _chunk(message: AIMessage, id_: str | None = None) -> ChatGenerationChunk:
     """The whole reply as the one and last chunk of a stream.
 
-    Tool calls travel as `tool_call_chunks`, so adding up the stream gives the
-    same `tool_calls` as `invoke`. Invalid tool calls are set on the chunk as
-    they are. When core adds chunks up, it re-derives calls from the chunks
-    alone: an invalid call survives that (without its `error`) only if its
-    arguments are not a JSON object, so only such calls get a chunk; a call to
-    a tool that was not offered would come back as a valid call.
+    The chunk is the message: same content, `tool_calls`, `invalid_tool_calls`
+    (with their errors) and metadata. Tool calls also travel as
+    `tool_call_chunks`, as consumers of streams expect. Adding this chunk to
+    others re-derives calls from `tool_call_chunks` alone, which only keeps an
+    invalid call whose arguments are not a JSON object, so only such invalid
+    calls get a chunk (a call to a tool that was not offered would come back
+    valid). `invoke` never adds chunks up (see `ChatDynaspark._should_stream`).
     """
-    pieces = [
+    pieces: list[tuple[str | None, str | None, str | None]] = [
         (call["name"], json.dumps(call["args"], ensure_ascii=False), call["id"])
         for call in message.tool_calls
     ]
@@ -1031,6 +1247,7 @@ def _chunk(message: AIMessage) -> ChatGenerationChunk:
     )
     chunk = AIMessageChunk(
         content=message.content,
+        id=id_ or message.id,
         response_metadata=message.response_metadata,
         tool_call_chunks=[
             tool_call_chunk(name=name, args=args, id=id_, index=index)
@@ -1080,27 +1297,45 @@ class _Emulation:
         """Whether the reply must be whole before it is parsed."""
         return bool(self.tools) or self.response_format is not None
 
-    def instructions(self, overrides: dict[str, str] | None) -> str | None:
-        """The instructions this request needs, with `overrides` applied."""
+    def instructions(self, texts: dict[str, str]) -> str | None:
+        """The instructions this request needs, from the resolved `texts`."""
         return build_instructions(
-            resolve_instructions(overrides),
+            texts,
             tools=self.tools,
             tool_choice=self.tool_choice,
             parallel_tool_calls=self.parallel_tool_calls,
             response_format=self.response_format,
         )
 
+    def read(self, text: str) -> tuple[ParsedReply, str | None]:
+        """The reply split into prose and calls, and what is wrong with its form."""
+        parsed = self.parse(text)
+        return parsed, self.problem(parsed, text)
+
     def parse(self, text: str) -> ParsedReply:
         """Split the reply into prose and tool calls when tools are bound."""
         if not self.tools:
-            return ParsedReply(text)
+            return ParsedReply(without_surrogates(text))
         offered = (
-            ()
+            {}
             if self.tool_choice == "none"
-            else [tool["function"]["name"] for tool in self.tools]
+            else {
+                tool["function"]["name"]: tool["function"].get("parameters")
+                for tool in self.tools
+            }
         )
         max_calls = 1 if self.parallel_tool_calls is False else None
-        return parse_tool_calls(text, offered, max_calls=max_calls)
+        required = None if self.tool_choice in ("auto", "none") else self.tool_choice
+        return parse_tool_calls(text, offered, max_calls=max_calls, required=required)
+
+    def problem(self, parsed: ParsedReply, text: str) -> str | None:
+        """What is wrong with the reply's form, if it had to take one."""
+        return format_problem(
+            parsed,
+            text,
+            tool_choice=self.tool_choice if self.tools else None,
+            response_format=self.response_format,
+        )
 
 
 def _pop_model(kwargs: dict[str, Any]) -> str | None:
@@ -1109,6 +1344,36 @@ def _pop_model(kwargs: dict[str, Any]) -> str | None:
         msg = f"`model` must be a model name string, not {type(model).__name__}."
         raise DynasparkInputError(msg)
     return model
+
+
+def _pop_format_retries(kwargs: dict[str, Any], default: int) -> int:
+    retries = kwargs.pop("format_retries", default)
+    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+        msg = "`format_retries` must be a whole number, 0 or more."
+        raise DynasparkInputError(msg)
+    return retries
+
+
+def _repair_config(
+    run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun | None,
+) -> RunnableConfig:
+    """The repair request runs nested in the call's run, so traces show it.
+
+    Tagged `nostream` so LangGraph's message stream shows only the final reply.
+    """
+    config = RunnableConfig(run_name="ChatDynaspark format repair", tags=["nostream"])
+    if run_manager is not None:
+        manager_class = (
+            AsyncCallbackManager
+            if isinstance(run_manager, AsyncCallbackManagerForLLMRun)
+            else CallbackManager
+        )
+        manager = manager_class(handlers=[], parent_run_id=run_manager.run_id)
+        manager.set_handlers(run_manager.inheritable_handlers)
+        manager.add_tags(run_manager.inheritable_tags)
+        manager.add_metadata(run_manager.inheritable_metadata)
+        config["callbacks"] = manager
+    return config
 
 
 def _check_sampling(name: str, value: Any) -> None:

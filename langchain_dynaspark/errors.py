@@ -33,7 +33,9 @@ __all__ = [
     "DynasparkInvalidRequestError",
     "DynasparkNotFoundError",
     "DynasparkRateLimitError",
+    "DynasparkRedirectError",
     "DynasparkResponseError",
+    "DynasparkResponseTooLargeError",
     "DynasparkTimeoutError",
 ]
 
@@ -125,8 +127,36 @@ class DynasparkResponseError(DynasparkHTTPError, ModelAPIError):
     is_retryable = False
 
 
+class DynasparkResponseTooLargeError(DynasparkResponseError):
+    """The answer body was larger than `max_response_bytes`; it was not read whole."""
+
+
 class DynasparkInvalidRequestError(DynasparkHTTPError, ModelInvalidRequestError):
     """The service rejected the request with a 4xx status (other than 404/429)."""
+
+
+class DynasparkRedirectError(DynasparkInvalidRequestError):
+    """The service redirected the form where it cannot be followed.
+
+    A 301, 302 or 303 turns a POST into a GET without the form, so it is not
+    followed (nor are more than `transport.MAX_REDIRECTS` 307/308 redirects).
+
+    Attributes:
+        location: The URL the service redirected to, without credentials.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        server_message: str | None = None,
+        location: str | None = None,
+    ) -> None:
+        super().__init__(
+            message, status_code=status_code, server_message=server_message
+        )
+        self.location = location
 
 
 class DynasparkNotFoundError(DynasparkHTTPError, ModelNotFoundError):

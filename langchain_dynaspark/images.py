@@ -16,7 +16,10 @@ a conversation (standard LangChain image blocks, as collected by
   chunks) and re-encoded: JPEG stays JPEG, PNG stays PNG, any other format
   becomes PNG, or JPEG for photos.
 - Several images are composed, in order, into one labelled grid ("Image 1",
-  "Image 2", ...), matching the `[Image N]` marks in the prompt text.
+  "Image 2", ...), matching the `[Image N]` marks in the prompt text. The grid
+  is planned from the headers alone; then each image is decoded (inline data
+  from base64 again), drawn and dropped before the next, so memory holds one
+  decoded image at a time whatever the format and the number of images.
 - The result is kept under `max_bytes` by lowering JPEG quality, then size.
 
 Unreadable, truncated or corrupt images, decompression bombs (more than
@@ -32,10 +35,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import io
 import math
 import struct
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -85,6 +89,8 @@ _HARMLESS_JPEG_SEGMENTS = frozenset({"APP0", "APP2", "APP14"})
 """JPEG segments that are not metadata: JFIF, ICC profile, Adobe colour."""
 _PROFILE_KEPT_MODES = frozenset({"1", "L", "LA", "P", "PA", "RGB", "RGBA"})
 """Modes whose ICC profile still describes the image once it is L, LA, RGB(A)."""
+_URL_SAFE = str.maketrans("-_", "+/")
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _ORIENTATION = 0x0112
 _UPRIGHT = 1
 _SWAPS_SIDES = frozenset({5, 6, 7, 8})
@@ -183,9 +189,18 @@ def build_upload(images: Sequence[RawImage], limits: ImageLimits) -> Upload:
     Raises:
         DynasparkImageError: If an image cannot be read or prepared.
     """
-    if len(images) == 1:
-        return _single(images[0], limits)
-    return _composite(images, limits)
+    return _build([functools.partial(_given, raw) for raw in images], limits)
+
+
+def _build(loaders: Sequence[Callable[[], RawImage]], limits: ImageLimits) -> Upload:
+    """Prepare the images that `loaders` produce, each when it is needed."""
+    if len(loaders) == 1:
+        return _single(loaders[0](), limits)
+    return _composite(loaders, limits)
+
+
+def _given(raw: RawImage) -> RawImage:
+    return raw
 
 
 def _source(number: int, block: Mapping[str, Any]) -> _Source:
@@ -259,22 +274,30 @@ def _build_from_sources(
     downloads: Mapping[str, tuple[bytes, str]],
     limits: ImageLimits,
 ) -> Upload:
-    raws = []
-    for source in sources:
-        if source.url is not None:
-            data, declared = downloads[source.url]
-            raws.append(RawImage(source.label, data, declared))
-        else:
-            raws.append(RawImage(source.label, _inline_bytes(source)))
-    return build_upload(raws, limits)
+    loaders = [functools.partial(_raw, source, downloads) for source in sources]
+    return _build(loaders, limits)
+
+
+def _raw(source: _Source, downloads: Mapping[str, tuple[bytes, str]]) -> RawImage:
+    """The bytes of `source`, as a `RawImage`.
+
+    Inline data is decoded anew on each call, so no more than one image's
+    decoded bytes need be held at a time.
+    """
+    if source.url is not None:
+        data, declared = downloads[source.url]
+        return RawImage(source.label, data, declared)
+    return RawImage(source.label, _inline_bytes(source))
 
 
 def _inline_bytes(source: _Source) -> bytes:
     if source.data is not None:
         return source.data
     assert source.base64 is not None
-    try:  # skips line breaks; stray characters surface as an unreadable image
-        return base64.b64decode(source.base64)
+    # Standard or URL-safe alphabet, with or without padding and line breaks.
+    text = "".join(source.base64.split()).translate(_URL_SAFE)
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
     except (binascii.Error, ValueError):
         msg = f"{source.label} is not valid base64 data."
         raise DynasparkImageError(msg) from None
@@ -341,9 +364,38 @@ def _open(raw: RawImage, limits: ImageLimits) -> Image.Image:
     return image
 
 
-def _orientation(image: Image.Image) -> int:
-    value = image.getexif().get(_ORIENTATION, _UPRIGHT)
+def _orientation(image: Image.Image, data: bytes) -> int:
+    """The EXIF orientation of `image` (encoded as `data`), without decoding it.
+
+    Pillow looks for a PNG's EXIF after the pixel data by decoding them all;
+    the chunk headers say where it is without that.
+    """
+    from PIL import Image  # noqa: PLC0415 (lazy)
+
+    if image.format == "PNG" and "exif" not in image.info:
+        exif = Image.Exif()
+        late = _png_chunk(data, b"eXIf")
+        if late is not None:
+            exif.load(late)
+    else:
+        exif = image.getexif()
+    value = exif.get(_ORIENTATION, _UPRIGHT)
     return value if isinstance(value, int) else _UPRIGHT
+
+
+def _png_chunk(data: bytes, kind: bytes) -> bytes | None:
+    """The data of the first `kind` chunk of a PNG, found by its chunk headers."""
+    if not data.startswith(_PNG_SIGNATURE):
+        return None
+    offset = len(_PNG_SIGNATURE)
+    while offset + 8 <= len(data):
+        length, found = struct.unpack_from(">I4s", data, offset)
+        if found == kind:
+            return data[offset + 8 : offset + 8 + length]
+        if found == b"IEND":
+            return None
+        offset += 12 + length
+    return None
 
 
 def _upright_size(image: Image.Image, orientation: int) -> tuple[int, int]:
@@ -381,7 +433,7 @@ def _decode(
 def _single(raw: RawImage, limits: ImageLimits) -> Upload:
     image = _open(raw, limits)
     with _reading(raw.label):
-        orientation = _orientation(image)
+        orientation = _orientation(image, raw.data)
     target = _fit(_upright_size(image, orientation), (limits.max_side,) * 2)
     _decode(image, raw.label, orientation, target)
     if target is None and _sendable_as_is(image, raw.data, orientation, limits):
@@ -564,32 +616,38 @@ def _save(
     return buffer.getvalue()
 
 
-def _composite(raws: Sequence[RawImage], limits: ImageLimits) -> Upload:
+def _composite(
+    loaders: Sequence[Callable[[], RawImage]], limits: ImageLimits
+) -> Upload:
     """Compose the images, in order, into one grid with a label above each."""
     from PIL import Image, ImageDraw, ImageFont  # noqa: PLC0415 (lazy)
 
-    opened: list[Image.Image | None] = [_open(raw, limits) for raw in raws]
+    # Two passes: the headers first (sizes, orientations) to plan the grid,
+    # then each image decoded, drawn and dropped before the next is read.
     orientations = []
     sizes = []
-    for raw, image in zip(raws, opened, strict=True):
-        assert image is not None
+    for load in loaders:
+        raw = load()
+        image = _open(raw, limits)
         with _reading(raw.label):
-            orientations.append(_orientation(image))
+            orientations.append(_orientation(image, raw.data))
         sizes.append(_upright_size(image, orientations[-1]))
+        image.close()
+        del raw, image
     grid = _Grid.plan(sizes, limits.max_side)
     canvas = Image.new("RGB", grid.canvas, _BACKGROUND)
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default(size=grid.font_size)
     photo = False
-    for index, raw in enumerate(raws):
-        image, opened[index] = opened[index], None
-        assert image is not None
+    for index, load in enumerate(loaders):
+        raw = load()
+        image = _open(raw, limits)
         target = _fit(sizes[index], grid.cell)
         _decode(image, raw.label, orientations[index], target)
         photo = photo or image.format in ("JPEG", "MPO")
         tile = _scaled(_normalized(image), target, orientations[index])
         tile = _upright(tile, orientations[index])
-        del image
+        del image, raw
         photo = photo or _is_photo(tile)
         left, top = grid.origin(index)
         draw.rectangle(

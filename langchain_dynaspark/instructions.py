@@ -15,6 +15,7 @@ in `DEFAULT_INSTRUCTIONS`:
 | `none` | `tool_choice="none"` (instead of `tools`) | |
 | `json_schema` | `with_structured_output(method="json_schema")` | `{schema}` |
 | `json_mode` | `with_structured_output(method="json_mode")` | |
+| `repair` | a reply missed its required form (`format_retries`) | `{error}`, `{form}` |
 
 Override any of them for one model with
 `ChatDynaspark(format_instructions={"auto": "..."})`; keys left out keep their
@@ -40,6 +41,7 @@ __all__ = [
     "check_response_format",
     "check_tool_choice",
     "check_tools",
+    "fill",
     "resolve_instructions",
 ]
 
@@ -65,6 +67,10 @@ DEFAULT_INSTRUCTIONS: Mapping[str, str] = MappingProxyType(
             "and no other text:\n{schema}"
         ),
         "json_mode": "Reply with only a valid JSON object, and no other text.",
+        "repair": (
+            "Your last reply could not be used: {error}\n"
+            "Reply again, following these instructions exactly:\n{form}"
+        ),
     }
 )
 """The default instruction texts, by key (see the module docstring)."""
@@ -74,6 +80,7 @@ _PLACEHOLDERS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "tools": ("{tools}", "{choice}"),
         "tool": ("{name}",),
         "json_schema": ("{schema}",),
+        "repair": ("{error}", "{form}"),
     }
 )
 _ANY = frozenset({"any", "required"})
@@ -154,7 +161,7 @@ def check_tool_choice(tool_choice: Any, tools: Sequence[Mapping[str, Any]]) -> s
         DynasparkInputError: If the choice names no bound tool, or forces a tool
             call while no tool is bound.
     """
-    names = [tool["function"]["name"] for tool in tools]
+    names: list[str] = [tool["function"]["name"] for tool in tools]
     if tool_choice is None or tool_choice == "auto":
         return "auto"
     if tool_choice == "none":
@@ -230,17 +237,17 @@ def build_instructions(
         elif tool_choice == "any":
             choice = texts["any"]
         else:
-            choice = _fill(texts["tool"], name=tool_choice)
+            choice = fill(texts["tool"], name=tool_choice)
         if parallel_tool_calls is False:
             choice = f"{choice} {texts['one_call']}"
         listing = "\n".join(_describe(tool["function"]) for tool in tools)
-        parts.append(_fill(texts["tools"], tools=listing, choice=choice))
+        parts.append(fill(texts["tools"], tools=listing, choice=choice))
     if response_format is not None:
         if response_format["type"] == "json_object":
             parts.append(texts["json_mode"])
         else:
             schema = _json(response_format["json_schema"]["schema"])
-            parts.append(_fill(texts["json_schema"], schema=schema))
+            parts.append(fill(texts["json_schema"], schema=schema))
     return "\n\n".join(parts) or None
 
 
@@ -252,7 +259,7 @@ def _describe(function: Mapping[str, Any]) -> str:
     return f"{head}\n  Arguments (JSON Schema): {_json(parameters)}"
 
 
-def _fill(template: str, **values: str) -> str:
+def fill(template: str, **values: str) -> str:
     """Replace `{key}` placeholders in one pass (filled-in text is not rescanned)."""
     pattern = "|".join(re.escape("{" + key + "}") for key in values)
     return re.sub(pattern, lambda match: values[match.group()[1:-1]], template)

@@ -18,17 +18,31 @@ occurred (`[Image 1]`, `[Image 2]`, ...), so the model can tell them apart once
 they are composed into the single uploaded file (and an image-only message still
 has text). Tool calls made by the assistant are shown in the same JSON form that the
 tool instructions ask the model to answer with, and tool results are labelled
-with the tool's name and call id.
+with the tool's name and call id. `json` and `text-plain` blocks become text.
+
+Message text is untrusted (a tool result may be a fetched web page), so no text
+can pose as a turn of its own. A turn starts only at a line that begins with a
+label; every line of message text (and of the lone human message sent bare)
+that would read as a label — a role word such as `System`, `User`,
+`Assistant`, `Human`, `Tool result` or a custom role of the conversation, in
+any case, after any spaces or Markdown marks (`*`, `_`, `#`, `>`), optionally
+with a `(name)`, then a colon — gets a backslash in front. A line that already
+starts with backslashes before such a label gets one more, so the escaping is
+unambiguous. Names, roles and call ids in labels keep only letters, digits,
+spaces and `.@+/-`; anything else (newlines, brackets, colons) becomes `_`.
+Text that cannot be encoded as UTF-8 (lone surrogates) is refused.
 """
 
 from __future__ import annotations
 
-import itertools
+import base64
+import binascii
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import lru_cache
+from typing import Any, cast
 
 from langchain_core.messages import (
     AIMessage,
@@ -47,7 +61,8 @@ ASSISTANT_CUE = "Assistant:"
 
 _SUPPORTED = (
     "text, and images given as base64 data or an http(s) URL (OpenAI `image_url`, "
-    "LangChain `image` blocks, Anthropic `source` blocks)"
+    "LangChain `image` blocks, Anthropic `source` blocks); `text-plain` and `json` "
+    "blocks are shown as text"
 )
 
 
@@ -79,26 +94,91 @@ def build_prompt(
         The prompt text and the images it refers to.
 
     Raises:
-        DynasparkInputError: If there is nothing to send, or a message holds
-            content Dynaspark cannot take (files, audio, video, `file_id`s).
+        DynasparkInputError: If there is nothing to send (no messages, or only
+            empty ones), or a message holds content Dynaspark cannot take
+            (files, audio, video, `file_id`s).
     """
     if not messages:
         msg = "No messages to send: pass at least one message."
         raise DynasparkInputError(msg)
     images: list[dict[str, Any]] = []
     parts = [_render(message, images) for message in messages]
-    if images:
-        parts = _number_images(parts)
+    if instructions is None and not any(body.strip() for _, body in parts):
+        msg = (
+            "Nothing to send: every message is empty. Pass a message with text "
+            "or an image."
+        )
+        raise DynasparkInputError(msg)
+    for index, (_, body) in enumerate(parts, 1):
+        _check_encodable(body, f"message {index} ({messages[index - 1].type})")
+    if instructions is not None:
+        _check_encodable(instructions, "the tool or format instructions")
+    escape = _escaper(frozenset(label.partition(" (")[0].lower() for label, _ in parts))
     if instructions is None and len(messages) == 1 and _is_plain_human(messages[0]):
-        return Prompt(parts[0][1], tuple(images))
-    lines = [f"System: {instructions}"] if instructions else []
-    lines.extend(f"{label}: {body}" if body else f"{label}:" for label, body in parts)
+        return Prompt(escape(parts[0][1]), tuple(images))
+    lines = [f"System: {escape(instructions)}"] if instructions else []
+    lines.extend(
+        f"{label}: {escape(body)}" if body else f"{label}:" for label, body in parts
+    )
     lines.append(ASSISTANT_CUE)
     return Prompt("\n\n".join(lines), tuple(images))
 
 
-_IMAGE_MARK = "\x00image\x00"
-_IMAGE_MARK_RE = re.compile(_IMAGE_MARK)
+_ROLE_WORDS = (
+    "system",
+    "user",
+    "assistant",
+    "human",
+    "ai",
+    "tool",
+    "tool result",
+    "tool error",
+    "developer",
+)
+"""Role words that start a turn, or that a model would read as one."""
+_LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+"""Everything `str.splitlines` splits at: a model may read any of them as a break."""
+_DECORATION = rf"(?:[^\S{_LINE_BREAKS}]|[*_#>\u200b\u200c\u200d\ufeff])*"
+"""Spaces and Markdown marks a forged label may hide behind: `**System:**`."""
+_NAME_UNSAFE = re.compile(r"[^\w .@+/-]+")
+
+
+@lru_cache(maxsize=64)
+def _escaper(roles: frozenset[str]) -> Callable[[str], str]:
+    """A function that escapes, in a text, every line that reads as a turn label.
+
+    A label is one of the standard role words or of `roles`, the lower-cased
+    roles of this conversation (such as a `ChatMessage` role).
+    """
+    words = sorted(roles.union(_ROLE_WORDS), key=len, reverse=True)
+    label = re.compile(
+        rf"\\*{_DECORATION}(?:{'|'.join(map(re.escape, words))})"
+        rf"[^\S{_LINE_BREAKS}]*(?:\([^{_LINE_BREAKS}]*?\)[^\S{_LINE_BREAKS}]*)?[:\uff1a]",
+        re.IGNORECASE,
+    ).match
+
+    def escape(text: str) -> str:
+        if ":" not in text and "\uff1a" not in text:
+            return text  # every label ends with a colon
+        lines = text.splitlines(keepends=True)
+        return "".join(f"\\{line}" if label(line) else line for line in lines)
+
+    return escape
+
+
+def _check_encodable(text: str, where: str) -> None:
+    """Refuse text that UTF-8 cannot encode, without quoting it."""
+    try:
+        text.encode()
+    except UnicodeEncodeError as exc:
+        code = ord(exc.object[exc.start])
+        msg = (
+            f"The text of {where} holds a character that cannot be sent: U+{code:04X} "
+            f"at offset {exc.start} ({exc.reason}). Lone surrogates usually come from "
+            "bytes decoded with `surrogateescape` (file names, process output): "
+            "decode those with `errors='replace'` first."
+        )
+        raise DynasparkInputError(msg) from None
 
 
 def _is_plain_human(message: BaseMessage) -> bool:
@@ -116,20 +196,27 @@ def _render(message: BaseMessage, images: list[dict[str, Any]]) -> tuple[str, st
     elif isinstance(message, SystemMessage):
         label = "System"
     elif isinstance(message, ChatMessage):
-        label = message.role.strip().capitalize() or "User"
+        label = _clean(message.role).capitalize() or "User"
     else:
         label = message.type.capitalize()
     return _label(label, message.name), _content_text(message, images)
 
 
 def _label(role: str, name: str | None) -> str:
+    name = _clean(name or "")
     return f"{role} ({name})" if name else role
+
+
+def _clean(text: str) -> str:
+    """`text` fit for a label: one line, no brackets, colons or commas."""
+    return " ".join(_NAME_UNSAFE.sub("_", text).split())
 
 
 def _tool_label(message: ToolMessage) -> str:
     kind = "Tool error" if message.status == "error" else "Tool result"
-    details = [d for d in (message.name, f"call id {message.tool_call_id}") if d]
-    return f"{kind} ({', '.join(details)})"
+    call_id = _clean(message.tool_call_id or "")
+    details = [_clean(message.name or ""), f"call id {call_id}" if call_id else ""]
+    return f"{kind} ({', '.join(d for d in details if d)})"
 
 
 def _render_ai(message: AIMessage) -> str:
@@ -155,16 +242,21 @@ def _content_text(message: BaseMessage, images: list[dict[str, Any]]) -> str:
     if isinstance(message.content, str):
         return message.content
     pieces: list[str] = []
-    for block in message.content_blocks:
+    for block in cast("list[dict[str, Any]]", message.content_blocks):
         kind = block["type"]
         if kind == "text":
             pieces.append(block["text"])
+        elif kind == "text-plain":
+            pieces.append(_plain_text(block, message))
         elif kind == "image":
             images.append(_image_source(block))
-            pieces.append(_IMAGE_MARK)
+            pieces.append(f"[Image {len(images)}]")
         elif kind == "non_standard" and _is_openai_image_url(block["value"]):
             images.append({"type": "image", "url": block["value"]["image_url"]})
-            pieces.append(_IMAGE_MARK)
+            pieces.append(f"[Image {len(images)}]")
+        elif kind == "non_standard" and block["value"].get("type") == "json":
+            value = block["value"].get("json")
+            pieces.append(json.dumps(value, ensure_ascii=False, default=str))
         else:
             described = kind if kind != "non_standard" else block["value"].get("type")
             msg = (
@@ -173,6 +265,26 @@ def _content_text(message: BaseMessage, images: list[dict[str, Any]]) -> str:
             )
             raise DynasparkInputError(msg)
     return "\n".join(piece for piece in pieces if piece)
+
+
+def _plain_text(block: dict[str, Any], message: BaseMessage) -> str:
+    """The text of a `text-plain` block: inline `text`, or UTF-8 `base64` data."""
+    if block.get("text") is not None:
+        return str(block["text"])
+    if block.get("base64"):
+        try:
+            return base64.b64decode(block["base64"], validate=True).decode()
+        except (binascii.Error, ValueError):
+            msg = (
+                f"A text-plain block in a {message.type} message is not valid "
+                "base64-encoded UTF-8 text."
+            )
+            raise DynasparkInputError(msg) from None
+    msg = (
+        f"A text-plain block in a {message.type} message has no inline text: "
+        "Dynaspark cannot fetch a text file by URL or file id. Pass its `text`."
+    )
+    raise DynasparkInputError(msg)
 
 
 def _is_openai_image_url(value: dict[str, Any]) -> bool:
@@ -191,12 +303,3 @@ def _image_source(block: dict[str, Any]) -> dict[str, Any]:
     else:
         msg = f"An image block has no data. Supported: {_SUPPORTED}."
     raise DynasparkInputError(msg)
-
-
-def _number_images(parts: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Replace image markers with `[Image 1]`, `[Image 2]`, ... in order."""
-    counter = itertools.count(1)
-    return [
-        (label, _IMAGE_MARK_RE.sub(lambda _: f"[Image {next(counter)}]", body))
-        for label, body in parts
-    ]

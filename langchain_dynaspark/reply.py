@@ -87,6 +87,13 @@ def reply_text(body: bytes, *, prompt: str | None = None) -> str:
         said = _shorten(str(error), prompt)
         msg = f"Dynaspark reported an error: {said}. Retry later, or change the input."
         raise DynasparkResponseError(msg, status_code=200, server_message=said)
+    if isinstance(data, dict) and "response" in data and response is None:
+        msg = (
+            "Dynaspark answered 200 with `response: null`: the service produced no "
+            "answer text (its model may have failed or refused). Retry, or change "
+            "the input."
+        )
+        raise DynasparkResponseError(msg, status_code=200, server_message=None)
     what = (
         "has no `response` field"
         if response is None

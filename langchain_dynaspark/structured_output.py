@@ -4,11 +4,20 @@ Dynaspark has no JSON mode and no schema enforcement, so structured output is
 emulated the way `with_structured_output` is built in the partner packages, on
 top of prompt instructions (`langchain_dynaspark.instructions`):
 
-- `json_schema`: the schema is shown in the prompt, and the first JSON object of
-  the reply (bare, fenced or amid prose) is parsed and validated client-side;
-- `json_mode`: the prompt asks for a JSON object, parsed the same way;
+- `json_schema`: the schema is shown in the prompt, and a JSON object of the
+  reply (bare, fenced or amid prose, almost-JSON accepted) is validated
+  client-side;
+- `json_mode`: the prompt asks for a JSON object, read the same way;
 - `function_calling`: the schema is bound as the only tool and a call to it is
-  forced; the emulated tool call is parsed.
+  forced; the emulated tool call is parsed (a reply that is only the arguments
+  object counts as the call).
+
+Which object. A reply can hold several JSON objects (an echoed schema, an
+example, then the answer). The last one that validates against the schema is
+the answer; when none does (or there is no schema), the last one is, and a
+Pydantic schema then raises on it. A reply with no object at all raises
+`OutputParserException` with the reply attached (`include_raw=True` returns it
+as `parsing_error` instead): the result is never `None` silently.
 
 This module is imported on first use, so output parsers are not loaded with the
 package.
@@ -19,12 +28,8 @@ from __future__ import annotations
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Literal
 
-from langchain_core.messages import BaseMessage
-from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
-from langchain_core.output_parsers.openai_tools import (
-    JsonOutputKeyToolsParser,
-    PydanticToolsParser,
-)
+from langchain_core.exceptions import OutputParserException
+from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import (
     Runnable,
     RunnableLambda,
@@ -37,7 +42,8 @@ from langchain_core.utils.function_calling import (
 )
 from langchain_core.utils.pydantic import is_basemodel_subclass
 
-from langchain_dynaspark.tool_calls import find_json_object
+from langchain_dynaspark.json_values import json_objects
+from langchain_dynaspark.validation import schema_error
 
 if TYPE_CHECKING:
     from langchain_core.language_models import LanguageModelInput
@@ -61,7 +67,6 @@ def structured_runnable(
     Raises:
         ValueError: If `method` is unknown or `schema` is missing where needed.
     """
-    is_pydantic = isinstance(schema, type) and is_basemodel_subclass(schema)
     if method == "function_calling":
         if schema is None:
             msg = "schema must be given when method is 'function_calling'."
@@ -76,10 +81,8 @@ def structured_runnable(
                 "schema": schema,
             },
         )
-        output_parser: Runnable = (
-            PydanticToolsParser(tools=[schema], first_tool_only=True)
-            if is_pydantic
-            else JsonOutputKeyToolsParser(key_name=tool_name, first_tool_only=True)
+        output_parser: Runnable[Any, Any] = RunnableLambda(
+            _ToolCallParser(tool_name, schema).parse
         )
     elif method in ("json_mode", "json_schema"):
         if method == "json_mode":
@@ -95,11 +98,7 @@ def structured_runnable(
             response_format=response_format,
             ls_structured_output_format={"kwargs": ls_kwargs, "schema": schema},
         )
-        output_parser = RunnableLambda(_json_reply) | (
-            PydanticOutputParser(pydantic_object=schema)
-            if is_pydantic
-            else JsonOutputParser()
-        )
+        output_parser = RunnableLambda(_JsonParser(schema).parse)
     else:
         msg = (
             f"Unrecognized method {method!r}: use 'json_schema', 'json_mode' "
@@ -132,7 +131,63 @@ def _json_schema_format(
     return {"type": "json_schema", "json_schema": spec}
 
 
-def _json_reply(reply: BaseMessage | str) -> str:
-    """The JSON object in a reply (bare, fenced or amid prose), else the reply."""
-    text = reply if isinstance(reply, str) else reply.text
-    return find_json_object(text) or text
+class _JsonParser:
+    """Reply -> the JSON object that answers (see the module docstring)."""
+
+    def __init__(self, schema: dict[str, Any] | type | None) -> None:
+        self.pydantic: type[Any] | None = (
+            schema
+            if isinstance(schema, type) and is_basemodel_subclass(schema)
+            else None
+        )
+        self.json_schema = _json_schema(schema)
+
+    def parse(self, reply: BaseMessage | str) -> Any:
+        text = reply if isinstance(reply, str) else reply.text
+        return self.choose(json_objects(text), text)
+
+    def choose(self, candidates: list[dict[str, Any]], text: str) -> Any:
+        """The answer among `candidates`, validated.
+
+        Raises:
+            OutputParserException: If there is no candidate, or the chosen one
+                does not fit a Pydantic schema.
+        """
+        if not candidates:
+            msg = f"The reply holds no JSON object: {text}"
+            raise OutputParserException(msg, llm_output=text)
+        fitting = [c for c in candidates if schema_error(self.json_schema, c) is None]
+        answer = (fitting or candidates)[-1]
+        if self.pydantic is None:
+            return answer
+        validate = (
+            getattr(self.pydantic, "model_validate", None) or self.pydantic.parse_obj
+        )
+        try:
+            return validate(answer)
+        except ValueError as err:
+            msg = f"The reply's JSON does not match {self.pydantic.__name__}: {err}"
+            raise OutputParserException(msg, llm_output=text) from err
+
+
+class _ToolCallParser(_JsonParser):
+    """Reply -> the arguments of the forced call (or the bare arguments object)."""
+
+    def __init__(self, tool_name: str, schema: dict[str, Any] | type) -> None:
+        super().__init__(schema)
+        self.tool_name = tool_name
+
+    def parse(self, reply: BaseMessage | str) -> Any:
+        if isinstance(reply, AIMessage):
+            calls = [c["args"] for c in reply.tool_calls if c["name"] == self.tool_name]
+            if calls:
+                return self.choose(calls[:1], reply.text or str(calls[0]))
+        return super().parse(reply)
+
+
+def _json_schema(schema: dict[str, Any] | type | None) -> dict[str, Any] | None:
+    if schema is None:
+        return None
+    if isinstance(schema, dict):
+        return schema.get("parameters", schema) if "name" in schema else schema
+    return convert_to_json_schema(schema)

@@ -1,10 +1,21 @@
 """HTTP transport to Dynaspark: pooled sessions, retries, timeouts, typed errors.
 
-- One `aiohttp.ClientSession` per event loop, created lazily on first use and
-  reused by every `ChatDynaspark` on that loop, so a run of sequential calls
-  shares one keep-alive connection. It is closed when its loop shuts down
-  (`asyncio.run` and `asyncio.Runner` close it through the loop's async
-  generator shutdown), and a session is never used on a loop other than its own.
+- One `aiohttp.ClientSession` per event loop (and `max_connections`), created
+  lazily on first use and reused by every `ChatDynaspark` on that loop, so a run
+  of sequential calls shares one keep-alive connection. It is closed when its
+  loop shuts down (`asyncio.run` and `asyncio.Runner` close it through the loop's
+  async generator shutdown); the session of a loop closed without that shutdown
+  is dropped quietly when the next session is made, or at exit. A session is
+  never used on a loop other than its own, nor closed by a forked child.
+- Stateless: the session keeps no cookies, so nothing one request is told
+  reaches another caller's request (or an image download).
+- At most `max_connections` requests are in flight per pool; a request waits
+  for a free slot first, and its `timeout` starts once it has one.
+- Redirects: 307/308 are followed with the form (at most `MAX_REDIRECTS`);
+  301/302/303, which would turn the POST into a GET without the form, raise a
+  `DynasparkRedirectError` naming the new location.
+- A body larger than `max_response_bytes` is refused while it streams in. A
+  body in another charset than UTF-8 is handed on as UTF-8.
 - Sync calls run on one private background event loop (a daemon thread), never
   through `asyncio.run` and never on the caller's loop, so a sync `invoke` also
   works from code already running inside an event loop, such as a notebook cell.
@@ -26,6 +37,7 @@ import asyncio
 import atexit
 import concurrent.futures
 import contextlib
+import ipaddress
 import math
 import os
 import queue
@@ -64,11 +76,16 @@ from langchain_dynaspark.errors import (
     DynasparkInvalidRequestError,
     DynasparkNotFoundError,
     DynasparkRateLimitError,
+    DynasparkRedirectError,
+    DynasparkResponseTooLargeError,
     DynasparkTimeoutError,
 )
 from langchain_dynaspark.reply import server_message
 
 __all__ = [
+    "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "MAX_REDIRECTS",
     "MAX_RETRY_AFTER",
     "USER_AGENT",
     "Answer",
@@ -90,6 +107,12 @@ BACKOFF_MAX = 20.0
 """Longest backoff between two attempts, in seconds."""
 MAX_RETRY_AFTER = 60.0
 """Longest wait honoured from a `Retry-After` header, in seconds."""
+DEFAULT_MAX_CONNECTIONS = 10
+"""Requests in flight at once per pool: the service's free tier allows 10."""
+DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+"""Largest answer body read, in bytes: far beyond any text reply."""
+MAX_REDIRECTS = 5
+"""Most 307/308 redirects followed for one attempt."""
 
 _HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/json"}
 _STREAM_HEADERS = {**_HEADERS, "Accept": "text/event-stream, application/json"}
@@ -97,6 +120,11 @@ _FORM_HEADERS = {**_HEADERS, "Content-Type": "application/x-www-form-urlencoded"
 _PROMPT_FIELD = "user_input"
 _MAX_BACKOFF_EXPONENT = 32
 _SHUTDOWN_TIMEOUT = 5.0
+_MAX_ERROR_BODY = 64 * 1024
+"""Most bytes of an error answer read: enough for the service's message."""
+_KEPT_REDIRECTS = frozenset({307, 308})
+_LOST_REDIRECTS = frozenset({301, 302, 303})
+"""Redirects after which a client sends a GET, without the form."""
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -125,6 +153,8 @@ class TransportSettings:
         proxy: An HTTP(S) proxy URL; `None` uses the `HTTP(S)_PROXY` environment.
         secrets: Values (such as an API key) that no error message may show.
         not_found_hint: What a 404 error message tells the user to do.
+        max_response_bytes: Largest answer body read, in bytes.
+        max_connections: Requests in flight at once on the pool this uses.
     """
 
     url: str
@@ -132,6 +162,8 @@ class TransportSettings:
     connect_timeout: float | None
     max_retries: int
     proxy: str | None = None
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
     secrets: tuple[str, ...] = ()
     not_found_hint: str = (
         "The form path may have moved: set `path=` (or `base_url=`) to where the "
@@ -168,35 +200,56 @@ async def post_form(
     Raises:
         DynasparkError: A typed subclass for each failure; see `errors`.
     """
-    session = await _session()
+    pool = await _pool(settings.max_connections)
     timeout = _client_timeout(settings.timeout, settings.connect_timeout)
     proxy, proxy_auth = await _proxy_for(settings.url, settings.proxy)
+    _check_encodable(fields)
     prompt = fields.get(_PROMPT_FIELD)
     attempts = settings.max_retries + 1
     for attempt in range(1, attempts + 1):
         retry_after: float | None = None
-        if upload is None:
-            data: Any = urlencode(fields).encode()
-            headers = _FORM_HEADERS
-        else:
-            data = _multipart(fields, upload)
-            headers = _HEADERS
+        url = settings.url
         try:
-            async with session.post(
-                settings.url,
-                data=data,
-                headers=headers,
-                timeout=timeout,
-                proxy=proxy,
-                proxy_auth=proxy_auth,
-            ) as response:
-                body = await response.read()
-                if response.status == 200:
-                    return body
+            # The timeout starts inside: a request waiting for a slot has not left.
+            async with pool.slots:
+                for _ in range(MAX_REDIRECTS + 1):
+                    if upload is None:
+                        data: Any = urlencode(fields).encode()
+                        headers = _FORM_HEADERS
+                    else:
+                        data = _multipart(fields, upload)
+                        headers = _HEADERS
+                    async with pool.session.post(
+                        url,
+                        data=data,
+                        headers=headers,
+                        timeout=timeout,
+                        proxy=proxy,
+                        proxy_auth=proxy_auth,
+                        allow_redirects=False,
+                    ) as response:
+                        location = _location(response)
+                        if response.status in _KEPT_REDIRECTS and location:
+                            url = location
+                            continue
+                        if response.status == 200:
+                            return _as_utf8(
+                                await _read(response, settings.max_response_bytes),
+                                response.charset,
+                            )
+                        body = await _read_start(response, settings.max_response_bytes)
+                        break
+                else:
+                    body = b""
                 retry_after = _retry_after(response.headers)
                 said = server_message(body, prompt=prompt)
                 error: DynasparkError = _status_error(
-                    response.status, retry_after, said, settings, attempt
+                    response.status,
+                    retry_after,
+                    said,
+                    settings,
+                    attempt,
+                    location=location,
                 )
         except asyncio.TimeoutError as exc:
             error = _timeout_error(exc, settings, attempt)
@@ -207,8 +260,8 @@ async def post_form(
             )
             raise DynasparkInputError(msg) from None
         except aiohttp.ClientError as exc:
-            error = _connection_error(exc, settings, attempt)
-        if attempt == attempts or not _retryable(error) or _too_long(retry_after):
+            error = _connection_error(exc, settings, attempt, proxy=proxy)
+        if attempt == attempts or not _retryable(error) or _wait_too_long(retry_after):
             raise error
         await asyncio.sleep(_wait_before_retry(retry_after, attempt))
     msg = "unreachable: the retry loop always returns or raises"
@@ -226,7 +279,9 @@ async def get(settings: TransportSettings, params: Mapping[str, str]) -> Answer:
     """
 
     async def read(response: aiohttp.ClientResponse) -> Answer:
-        body = await response.read()
+        body = _as_utf8(
+            await _read(response, settings.max_response_bytes), response.charset
+        )
         response.release()
         return Answer(response.headers, response.content_type, body)
 
@@ -304,7 +359,7 @@ async def _exchange(
     Once `read` has returned, it owns the response: it released it, or handed
     it on; if `read` fails, the response is released here.
     """
-    session = await _session()
+    pool = await _pool(settings.max_connections)
     proxy, proxy_auth = await _proxy_for(settings.url, settings.proxy)
     prompt = params.get(_PROMPT_FIELD)
     attempts = settings.max_retries + 1
@@ -312,19 +367,23 @@ async def _exchange(
         retry_after: float | None = None
         response: aiohttp.ClientResponse | None = None
         try:
-            response = await session.get(
-                settings.url,
-                params=params,
-                headers=headers,
-                timeout=timeout,
-                proxy=proxy,
-                proxy_auth=proxy_auth,
-            )
-            if response.status == 200:
-                result = await read(response)
-                response = None  # `read` has released it, or handed it on.
-                return result
-            body = await response.read()
+            # The slot is held until the answer has started (its first items).
+            async with pool.slots:
+                # No redirects: they would carry the query, and its key, away.
+                response = await pool.session.get(
+                    settings.url,
+                    params=params,
+                    headers=headers,
+                    timeout=timeout,
+                    proxy=proxy,
+                    proxy_auth=proxy_auth,
+                    allow_redirects=False,
+                )
+                if response.status == 200:
+                    result = await read(response)
+                    response = None  # `read` has released it, or handed it on.
+                    return result
+                body = await _read_start(response, settings.max_response_bytes)
             retry_after = _retry_after(response.headers)
             said = server_message(body, prompt=prompt)
             said = said and _scrub(said, settings)
@@ -340,11 +399,11 @@ async def _exchange(
             )
             raise DynasparkInputError(msg) from None
         except aiohttp.ClientError as exc:
-            error = _connection_error(exc, settings, attempt)
+            error = _connection_error(exc, settings, attempt, proxy=proxy)
         finally:
             if response is not None:
                 response.release()
-        if attempt == attempts or not _retryable(error) or _too_long(retry_after):
+        if attempt == attempts or not _retryable(error) or _wait_too_long(retry_after):
             raise error
         await asyncio.sleep(_wait_before_retry(retry_after, attempt))
     msg = "unreachable: the retry loop always returns or raises"
@@ -394,16 +453,19 @@ async def download(
     """
     host = urlsplit(url).hostname or url
     timeout = _client_timeout(settings.timeout, settings.connect_timeout)
-    session = await _session()
+    pool = await _pool(settings.max_connections)
     try:
         proxy, proxy_auth = await _proxy_for(url, settings.proxy)
-        async with session.get(
-            url,
-            timeout=timeout,
-            proxy=proxy,
-            proxy_auth=proxy_auth,
-            headers=_HEADERS,
-        ) as response:
+        async with (
+            pool.slots,
+            pool.session.get(
+                url,
+                timeout=timeout,
+                proxy=proxy,
+                proxy_auth=proxy_auth,
+                headers=_HEADERS,
+            ) as response,
+        ):
             if response.status != 200:
                 msg = (
                     f"Downloading an image from {host} failed: HTTP {response.status}."
@@ -487,6 +549,74 @@ def _too_large(host: str, max_bytes: int) -> str:
     )
 
 
+def _check_encodable(fields: Mapping[str, str]) -> None:
+    """Refuse a form field UTF-8 cannot encode, naming the field, not its text."""
+    for name, value in fields.items():
+        try:
+            value.encode()
+        except UnicodeEncodeError as exc:
+            msg = (
+                f"The form field {name!r} holds a character that cannot be sent "
+                f"(U+{ord(value[exc.start]):04X} at offset {exc.start}: {exc.reason})."
+            )
+            raise DynasparkInputError(msg) from None
+
+
+async def _read(response: aiohttp.ClientResponse, max_bytes: int) -> bytes:
+    """The whole body of a `200`, refused past `max_bytes` while it streams in."""
+    length = response.content_length
+    if length is not None:
+        if length > max_bytes:
+            raise _too_long(max_bytes)
+        return await response.read()  # no more than the declared length
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(1 << 16):
+        body += chunk
+        if len(body) > max_bytes:
+            raise _too_long(max_bytes)
+    return bytes(body)
+
+
+async def _read_start(response: aiohttp.ClientResponse, max_bytes: int) -> bytes:
+    """The start of an error answer: enough for the service's message."""
+    limit = min(max_bytes, _MAX_ERROR_BODY)
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(1 << 16):
+        body += chunk
+        if len(body) >= limit:
+            break
+    return bytes(body[:limit])
+
+
+def _too_long(max_bytes: int) -> DynasparkResponseTooLargeError:
+    msg = (
+        f"Dynaspark's answer is larger than max_response_bytes ({max_bytes} bytes) "
+        "and was not read. Raise `max_response_bytes` if such replies are expected."
+    )
+    return DynasparkResponseTooLargeError(msg, status_code=200)
+
+
+def _as_utf8(body: bytes, charset: str | None) -> bytes:
+    """`body` re-encoded as UTF-8 when the answer declared another charset."""
+    if charset is None or charset.lower().replace("_", "-") in ("utf-8", "utf8"):
+        return body
+    try:
+        return body.decode(charset).encode()
+    except (LookupError, UnicodeDecodeError):
+        return body
+
+
+def _location(response: aiohttp.ClientResponse) -> str | None:
+    """Where a redirect points, as an absolute URL; `None` if it does not say."""
+    location = response.headers.get("Location")
+    if not location:
+        return None
+    try:
+        return str(response.url.join(URL(location)))
+    except ValueError:
+        return None
+
+
 def _multipart(fields: Mapping[str, str], upload: Upload) -> aiohttp.FormData:
     form = aiohttp.FormData(fields)
     form.add_field(
@@ -556,7 +686,7 @@ def _retryable(error: DynasparkError) -> bool:
     return isinstance(error, ModelError) and error.is_retryable
 
 
-def _too_long(retry_after: float | None) -> bool:
+def _wait_too_long(retry_after: float | None) -> bool:
     """Whether the service asked for a longer wait than we retry after."""
     return retry_after is not None and retry_after > MAX_RETRY_AFTER
 
@@ -579,8 +709,28 @@ def _status_error(
     said: str | None,
     settings: TransportSettings,
     attempt: int,
+    *,
+    location: str | None = None,
 ) -> DynasparkError:
     said_part = f" The service said: {said}." if said else ""
+    if status in _LOST_REDIRECTS or status in _KEPT_REDIRECTS:
+        where = _scrub_url(location) if location else "nowhere it names"
+        why = (
+            "A client follows it with a GET that drops the form"
+            if status in _LOST_REDIRECTS
+            else f"More than {MAX_REDIRECTS} redirects, or one without a location"
+        )
+        msg = (
+            f"Dynaspark answered HTTP {status}, redirecting the form to {where}. "
+            f"{why}, so it was not followed: set `base_url` (and `path`) to the "
+            "new location."
+        )
+        return DynasparkRedirectError(
+            msg,
+            status_code=status,
+            server_message=said,
+            location=_scrub_url(location) if location else None,
+        )
     if status == 429:
         wait = f"Wait {retry_after:g} s" if retry_after is not None else "Wait"
         msg = (
@@ -637,13 +787,17 @@ def _timeout_error(
 
 
 def _connection_error(
-    exc: aiohttp.ClientError, settings: TransportSettings, attempt: int
+    exc: aiohttp.ClientError,
+    settings: TransportSettings,
+    attempt: int,
+    *,
+    proxy: str | URL | None = None,
 ) -> DynasparkConnectionError:
     msg = (
         f"Could not talk to Dynaspark at {_where(settings.url)} "
         f"({type(exc).__name__}: {_scrub(str(exc), settings)}) after "
         f"{_attempts(attempt)}. Check the network, `base_url` and any proxy "
-        "settings, then retry."
+        f"settings, then retry.{_proxy_hint(settings, proxy)}"
     )
     return DynasparkConnectionError(msg)
 
@@ -667,6 +821,37 @@ def _broken_stream_error(
         "part of it was already delivered: call again."
     )
     return DynasparkConnectionError(msg)
+
+
+def _scrub_url(url: str) -> str:
+    """`url` without the credentials it may carry."""
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+
+
+def _proxy_hint(settings: TransportSettings, proxy: str | URL | None) -> str:
+    """Why a request to a local server failed through a proxy, and the fix."""
+    if proxy is None or not _is_loopback(urlsplit(settings.url).hostname):
+        return ""
+    if settings.proxy is not None:
+        return (
+            " This loopback address was asked through `proxy`, and a proxy "
+            "usually cannot reach a local server: leave `proxy` unset for it."
+        )
+    return (
+        " This loopback address was asked through the proxy in HTTP(S)_PROXY, "
+        "and a proxy usually cannot reach a local server: add the host to "
+        "NO_PROXY (NO_PROXY=127.0.0.1,localhost)."
+    )
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host is None or host == "localhost":
+        return host is not None
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _where(url: str) -> str:
@@ -725,27 +910,76 @@ def _parse_retry_after(value: str | None) -> float | None:
     return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
-_sessions: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, tuple[aiohttp.ClientSession, AsyncIterator[None]]
-] = weakref.WeakKeyDictionary()
+@dataclass(frozen=True)
+class _Pool:
+    """One loop's pooled session, and the slots that bound its requests in flight."""
+
+    session: aiohttp.ClientSession
+    slots: asyncio.Semaphore
+    closer: AsyncIterator[None]
+
+
+_sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, _Pool]] = (
+    weakref.WeakKeyDictionary()
+)
 _sessions_lock = threading.Lock()
 _inherited: list[object] = []
 
 
-async def _session() -> aiohttp.ClientSession:
+async def _session(
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+) -> aiohttp.ClientSession:
     """The pooled session of the running loop, created on first use."""
+    return (await _pool(max_connections)).session
+
+
+async def _pool(max_connections: int) -> _Pool:
+    """The running loop's pool for `max_connections`, created on first use.
+
+    The session keeps no cookies (a stateless client), and its connector and
+    slots allow `max_connections` requests in flight.
+    """
     loop = asyncio.get_running_loop()
-    entry = _sessions.get(loop)
-    if entry is not None and not entry[0].closed:
-        return entry[0]
-    session = aiohttp.ClientSession()
-    closer = _close_at_loop_shutdown(loop, session)
+    pool = _sessions.get(loop, {}).get(max_connections)
+    if pool is not None and not pool.session.closed:
+        return pool
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=max_connections, limit_per_host=0),
+        cookie_jar=aiohttp.DummyCookieJar(),
+    )
+    pool = _Pool(
+        session,
+        asyncio.Semaphore(max_connections),
+        _close_at_loop_shutdown(loop, session),
+    )
     with _sessions_lock:
-        for closed in [other for other in _sessions if other.is_closed()]:
-            del _sessions[closed]
-        _sessions[loop] = (session, closer)
-    await anext(closer)
-    return session
+        dropped = _drop_closed_loops()
+        _sessions.setdefault(loop, {})[max_connections] = pool
+    for old in dropped:
+        _discard(old.session)
+    await anext(pool.closer)
+    return pool
+
+
+def _drop_closed_loops() -> list[_Pool]:
+    """Forget the pools of loops closed without closing them; hold the lock."""
+    closed = [loop for loop in _sessions if loop.is_closed()]
+    return [pool for loop in closed for pool in _sessions.pop(loop).values()]
+
+
+def _discard(session: aiohttp.ClientSession) -> None:
+    """Close quietly the session of a loop that was closed under it.
+
+    A closed loop runs nothing, so closing schedules nothing: the connector
+    marks itself closed and forgets its connections, whose sockets close as
+    they are collected, and the awaitable it returns completes at its first
+    step. The session then counts as closed: no "Unclosed client session".
+    """
+    connector = session.connector
+    if connector is None or connector.closed:
+        return
+    with contextlib.suppress(StopIteration):
+        connector.close().__await__().send(None)
 
 
 async def _close_at_loop_shutdown(
@@ -758,16 +992,32 @@ async def _close_at_loop_shutdown(
     before closing, which runs the `finally` below on the session's own loop.
     It also forgets the session: the entry refers to its loop, which would
     otherwise never be freed. (A loop closed without that shutdown cannot close
-    its session; the entry is dropped when the next session is made.)
+    its session; it is dropped quietly when the next session is made, or at
+    exit.) A child forked from the process that made the session leaves it
+    alone: its sockets, and their registration in the epoll the two processes
+    share, are the parent's.
     """
+    owner = os.getpid()
     try:
         yield
     finally:
-        with _sessions_lock:
-            entry = _sessions.get(loop)
-            if entry is not None and entry[0] is session:
-                del _sessions[loop]
-        await session.close()
+        if os.getpid() == owner:
+            with _sessions_lock:
+                pools = _sessions.get(loop, {})
+                for key, pool in list(pools.items()):
+                    if pool.session is session:
+                        del pools[key]
+                if not pools:
+                    _sessions.pop(loop, None)
+            await session.close()
+
+
+def _discard_closed_loops() -> None:
+    """At exit: drop quietly the sessions of loops closed by hand."""
+    with _sessions_lock:
+        dropped = _drop_closed_loops()
+    for pool in dropped:
+        _discard(pool.session)
 
 
 class _BackgroundLoop:
@@ -816,6 +1066,7 @@ class _BackgroundLoop:
 
 
 _background = _BackgroundLoop()
+atexit.register(_discard_closed_loops)
 atexit.register(_background.shutdown)
 
 

@@ -19,18 +19,23 @@ Which answer comes back is up to you:
 - `script(...)` queues answers (text, any status/body/headers, a delay, or a
   dropped connection), each used by one request, in order;
 - `rules` answer prompts that match a regular expression with a fixed text;
-- otherwise the server echoes the prompt: `Echo: <user_input>`.
+- otherwise a literal-minded stand-in for the model answers the prompts that
+  ask for tool calls or for JSON in a schema, as the instructions ask
+  (`langchain_dynaspark.testing.stand_in`), so examples and agents run and end;
+- and any other prompt is echoed: `Echo: <user_input>`.
 
 Every request is recorded (`requests`), including the uploaded file's bytes or
 the API's query, every API stream in `streams` (how many events were written,
 and whether the client went away first), and `connections` counts the TCP
 connections clients opened (distinct client addresses). `files` are served at
-`GET /files/<name>`, for image-URL tests that must not leave the machine.
+`GET /files/<name>`, for image-URL tests that must not leave the machine;
+`add_files(directory)` (`--files DIR` on the command line) adds a directory's.
 
 Run it in-process (`with DynasparkTestServer() as server: server.url`) or as a
 command: `python -m langchain_dynaspark.testing.server --port 8765`. Out of
-process, `POST /__admin__/script` (a JSON list of `Reply` fields),
-`GET /__admin__/stats` and `POST /__admin__/reset` do the same as the methods.
+process, `POST /__admin__/script` (a JSON list of replies: a string, or an
+object of `Reply` fields), `GET /__admin__/stats` and `POST /__admin__/reset` do
+the same as the methods; a malformed script is answered 400, saying why.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ import asyncio
 import contextlib
 import json
 import math
+import mimetypes
 import re
 import threading
 import time
@@ -50,6 +56,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from aiohttp import web
+
+from langchain_dynaspark.testing import stand_in
 
 __all__ = [
     "DEFAULT_API_MODEL",
@@ -212,6 +220,16 @@ class DynasparkTestServer:
     def script(self, *replies: Reply | str) -> None:
         """Queue answers for the next requests (a `str` is a plain text reply)."""
         self._script.extend(Reply(text=r) if isinstance(r, str) else r for r in replies)
+
+    def add_files(self, directory: Path) -> None:
+        """Serve every file directly in `directory` at `GET /files/<name>`."""
+        for path in sorted(Path(directory).iterdir()):
+            if path.is_file():
+                content_type = mimetypes.guess_type(path.name)[0]
+                self.files[path.name] = (
+                    path.read_bytes(),
+                    content_type or "application/octet-stream",
+                )
 
     def reset(self) -> None:
         """Forget queued answers, recorded requests and the connection count."""
@@ -457,6 +475,9 @@ class DynasparkTestServer:
         for pattern, reply in self.rules:
             if pattern.search(prompt):
                 return reply
+        literal = stand_in.reply(prompt)
+        if literal is not None:
+            return literal
         if file is None:
             return f"Echo: {prompt}"
         return (
@@ -472,7 +493,11 @@ class DynasparkTestServer:
         return web.Response(body=data, content_type=content_type)
 
     async def _admin_script(self, request: web.Request) -> web.Response:
-        self.script(*(Reply(**item) for item in await request.json()))
+        try:
+            replies = _script_from_json(await request.text())
+        except ValueError as err:
+            return web.json_response({"error": str(err)}, status=400)
+        self.script(*replies)
         return web.json_response({"queued": len(self._script)})
 
     async def _admin_stats(self, request: web.Request) -> web.Response:
@@ -553,6 +578,73 @@ def _data(text: str) -> str:
     return "".join(f"data: {line}\n" for line in text.split("\n")) + "\n"
 
 
+_REPLY_TYPES: Mapping[str, tuple[type[Any], ...]] = {
+    "text": (str, type(None)),
+    "status": (int,),
+    "body": (str, dict, type(None)),
+    "content_type": (str, type(None)),
+    "headers": (dict,),
+    "delay": (int, float),
+    "drop": (bool,),
+    "events": (list, type(None)),
+    "sse": (str,),
+    "event_delay": (int, float, type(None)),
+    "drop_after": (int, type(None)),
+    "raw": (list, type(None)),
+    "model": (str, type(None)),
+    "usage": (bool,),
+}
+_SCRIPT_FORMAT = (
+    "a JSON list of replies, each a string (the reply text) or an object with "
+    "any of the fields text (string), status (integer), body (string or object), "
+    "content_type (string), headers (object of strings), delay (seconds), drop "
+    "(true/false), and for API streams events (list of strings), sse "
+    '("openai", "response" or "text"), event_delay (seconds), drop_after '
+    "(integer), raw (list of strings), model (string), usage (true/false); "
+    'e.g. ["Bonjour !", {"status": 503}]'
+)
+
+
+def _script_from_json(text: str) -> list[Reply | str]:
+    """The replies in an admin script request.
+
+    Raises:
+        ValueError: Saying what was expected, if the body is not such a list.
+    """
+    try:
+        items = json.loads(text)
+    except ValueError:
+        items = None
+    if not isinstance(items, list):
+        msg = f"Expected {_SCRIPT_FORMAT}; got {text[:80]!r}."
+        raise ValueError(msg)
+    replies: list[Reply | str] = []
+    for index, item in enumerate(items):
+        if isinstance(item, str):
+            replies.append(item)
+            continue
+        wrong = (
+            [
+                name
+                for name, value in item.items()
+                if not isinstance(value, _REPLY_TYPES.get(name, ()))
+                or (name in {"status", "delay"} and isinstance(value, bool))
+                or (name == "headers" and not all(map(_is_str, value.values())))
+            ]
+            if isinstance(item, dict)
+            else ["(not an object)"]
+        )
+        if wrong:
+            msg = f"Reply {index}: bad {', '.join(wrong)}. Expected {_SCRIPT_FORMAT}."
+            raise ValueError(msg)
+        replies.append(Reply(**item))
+    return replies
+
+
+def _is_str(value: object) -> bool:
+    return isinstance(value, str)
+
+
 def _headers(reply: Reply | None) -> dict[str, str]:
     return dict(reply.headers) if reply is not None else {}
 
@@ -605,6 +697,12 @@ def main(argv: list[str] | None = None) -> None:
         type=Path,
         help='JSON file: a list of {"pattern": "<regex>", "reply": "<text>"}',
     )
+    parser.add_argument(
+        "--files",
+        type=Path,
+        metavar="DIR",
+        help="serve the files in DIR at /files/<name> (e.g. images for URL inputs)",
+    )
     args = parser.parse_args(argv)
     rules = (
         [Rule(**r) for r in json.loads(args.rules.read_text())] if args.rules else []
@@ -620,6 +718,8 @@ def main(argv: list[str] | None = None) -> None:
         rate_window=args.rate_window,
         max_request_line=args.max_request_line,
     )
+    if args.files is not None:
+        server.add_files(args.files)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve_forever(server))
 

@@ -361,30 +361,39 @@ def test_an_error_event_raises(server: DynasparkTestServer) -> None:
         list(_model(server).stream("Hi"))
 
 
-@pytest.mark.parametrize("method", ["stream", "astream", "invoke"])
+@pytest.mark.parametrize("method", ["stream", "astream"])
 def test_stop_across_event_boundaries_releases_the_connection(
     server: DynasparkTestServer, method: str
 ) -> None:
     events = ["Paris.", "\nUs", "er: and", " Rome?", *["more "] * 30]
     server.script(Reply(events=events, event_delay=0.05))
-    options = {"streaming": True} if method == "invoke" else {}
-    model = _model(server, stop=["\nUser:"], **options)
+    model = _model(server, stop=["\nUser:"])
     if method == "stream":
         chunks: list[Any] = list(model.stream("Capital?"))
-    elif method == "astream":
+    else:
 
         async def collect() -> list[AIMessageChunk]:
             return [c async for c in model.astream("Capital?")]
 
         chunks = asyncio.run(collect())
-    else:
-        chunks = [model.invoke("Capital?")]
     text = "".join(c.text for c in chunks)
     assert text == "Paris."
     assert chunks[-1].response_metadata["finish_reason"] == "stop_sequence"
     record = server.streams[0]
     assert _eventually(lambda: record.disconnected)
     assert record.events < record.planned
+
+
+def test_invoke_with_streaming_gives_the_same_message(
+    server: DynasparkTestServer,
+) -> None:
+    server.script("Paris.\nUser: and Rome?")
+    tokens = Tokens()
+    model = _model(server, stop=["\nUser:"], streaming=True)
+    message = model.invoke("Capital?", config={"callbacks": [tokens]})
+    assert message.text == "Paris."
+    assert message.response_metadata["finish_reason"] == "stop_sequence"
+    assert tokens.tokens == ["Paris."]
 
 
 def test_text_that_only_looks_like_a_stop_is_released(

@@ -98,9 +98,15 @@ def test_image_and_import_rows_carry_figures(smoke_output: str) -> None:
     assert re.search(rf"^  langchain_dynaspark +{MEASURED}$", imports, re.MULTILINE)
 
 
+def test_parsing_rows_carry_figures(smoke_output: str) -> None:
+    parsing = _section(smoke_output, "Reading a reply with tools bound")
+    for label in ("500 KB reply holding a C code listing", "500 KB of nested brackets"):
+        assert re.search(rf"^  {label}.* +{NUMBER} +{NUMBER}$", parsing, re.M), parsing
+
+
 def test_every_goal_gets_a_verdict(smoke_output: str) -> None:
     goals = _section(smoke_output, "Goals").splitlines()[1:]
-    assert len(goals) == 13, goals
+    assert len(goals) == 14, goals
     assert all(re.match(r"  \[(met|MISSED)\] .+: .+", goal) for goal in goals), goals
 
 

@@ -44,7 +44,7 @@ def test_invoke_sends_the_form_and_returns_the_reply(
     assert isinstance(result, AIMessage)
     assert result.content == "4"
     assert result.response_metadata == {
-        "model_name": "gemini-1.5-flash",
+        "model_name": "gemini-2.0-flash",
         "model_provider": "dynaspark",
         "finish_reason": "stop",
     }
@@ -53,7 +53,7 @@ def test_invoke_sends_the_form_and_returns_the_reply(
     assert request.method == "POST"
     assert request.path == "/generate_response"
     assert request.content_type == "application/x-www-form-urlencoded"
-    assert request.fields == {"user_input": RENDERED, "ai_model": "gemini-1.5-flash"}
+    assert request.fields == {"user_input": RENDERED, "ai_model": "gemini-2.0-flash"}
     assert request.file is None
     assert request.headers["User-Agent"] == f"langchain-dynaspark/{__version__}"
 
@@ -77,7 +77,7 @@ def test_per_call_model_override_reaches_the_form_and_metadata(
     result = model.invoke("hi", model="gemini-2.0-flash-lite")
     assert result.response_metadata["model_name"] == "gemini-2.0-flash-lite"
     assert server.requests[0].fields["ai_model"] == "gemini-2.0-flash-lite"
-    assert model.invoke("hi").response_metadata["model_name"] == "gemini-1.5-flash"
+    assert model.invoke("hi").response_metadata["model_name"] == "gemini-2.0-flash"
 
 
 def test_unknown_model_names_pass_through_unchanged(
@@ -224,6 +224,7 @@ def test_command_line_one_shot(server: DynasparkTestServer) -> None:
     base = [sys.executable, "-m", "langchain_dynaspark", "--base-url", server.url]
     done = subprocess.run(
         [*base, "--model", "gemini-2.0-flash", "Say hi in French"],
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=60,
@@ -236,6 +237,7 @@ def test_command_line_one_shot(server: DynasparkTestServer) -> None:
     }
     done = subprocess.run(
         [*base, "--stream", "Stream please"],
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=60,
@@ -250,6 +252,7 @@ def test_command_line_reports_errors_without_a_traceback(
     server.script(*[Reply(status=400, body={"error": "bad model"})])
     done = subprocess.run(
         [sys.executable, "-m", "langchain_dynaspark", "--base-url", server.url, "hi"],
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=60,

@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-from langchain_core.language_models import BaseChatModel
 from langchain_tests.integration_tests import ChatModelIntegrationTests
 
 from langchain_dynaspark import transport
@@ -79,82 +78,12 @@ def _standard_image_served_locally(
     monkeypatch.setattr(transport, "download", download)
 
 
-_CHOOSES_A_TOOL = pytest.mark.xfail(
-    not LIVE,
-    reason="needs a live model to choose the tool; the local server echoes",
-    strict=True,
-)
-_FILLS_A_SCHEMA = pytest.mark.xfail(
-    not LIVE,
-    reason="needs a live model to fill the schema; the local server echoes",
-    strict=True,
-)
-
-_PYDANTIC_STRUCTURED_OUTPUT = frozenset(
-    {"test_structured_output[pydantic]", "test_structured_output_async[pydantic]"}
-)
-
-
-@pytest.fixture(autouse=True)
-def _pydantic_structured_output_needs_a_model(request: pytest.FixtureRequest) -> None:
-    """Mark the Pydantic variants of the parametrized structured-output tests.
-
-    Their TypedDict and JSON-schema variants pass against the echo (the standard
-    test only checks that no key outside the schema comes back), so the tests
-    are not overridden as a whole.
-    """
-    if request.node.name in _PYDANTIC_STRUCTURED_OUTPUT:
-        request.applymarker(_FILLS_A_SCHEMA)
-
-
 class TestChatDynasparkIntegration(DynasparkStandardConfig, ChatModelIntegrationTests):
-    # The tests below need a model to choose a tool or fill a schema; the local
-    # server echoes the prompt, so they are expected to fail unless live.
+    # The tool-calling and structured-output tests pass against the local
+    # server's literal-minded stand-in for the model (`testing.stand_in`).
     @property
     def chat_model_params(self) -> dict[str, Any]:
         return {"model": "gemini-2.0-flash", "base_url": _Server.url}
-
-    @_CHOOSES_A_TOOL
-    @pytest.mark.parametrize("model", [{}, {"output_version": "v1"}], indirect=True)
-    def test_tool_calling(self, model: BaseChatModel) -> None:
-        super().test_tool_calling(model)
-
-    @_CHOOSES_A_TOOL
-    async def test_tool_calling_async(self, model: BaseChatModel) -> None:
-        await super().test_tool_calling_async(model)
-
-    @_CHOOSES_A_TOOL
-    def test_bind_runnables_as_tools(self, model: BaseChatModel) -> None:
-        super().test_bind_runnables_as_tools(model)
-
-    @_CHOOSES_A_TOOL
-    def test_tool_choice(self, model: BaseChatModel) -> None:
-        super().test_tool_choice(model)
-
-    @_CHOOSES_A_TOOL
-    def test_tool_calling_with_no_arguments(self, model: BaseChatModel) -> None:
-        super().test_tool_calling_with_no_arguments(model)
-
-    @_CHOOSES_A_TOOL
-    @pytest.mark.parametrize("model", [{}, {"output_version": "v1"}], indirect=True)
-    def test_agent_loop(self, model: BaseChatModel) -> None:
-        super().test_agent_loop(model)
-
-    @_CHOOSES_A_TOOL
-    def test_unicode_tool_call_integration(self, model: BaseChatModel) -> None:
-        super().test_unicode_tool_call_integration(model)
-
-    @_FILLS_A_SCHEMA
-    def test_structured_output_pydantic_2_v1(self, model: BaseChatModel) -> None:
-        super().test_structured_output_pydantic_2_v1(model)
-
-    @_FILLS_A_SCHEMA
-    def test_structured_output_optional_param(self, model: BaseChatModel) -> None:
-        super().test_structured_output_optional_param(model)
-
-    @_FILLS_A_SCHEMA
-    def test_json_mode(self, model: BaseChatModel) -> None:
-        super().test_json_mode(model)
 
 
 class TestChatDynasparkApiIntegration(

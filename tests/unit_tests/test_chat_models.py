@@ -12,7 +12,7 @@ from langchain_dynaspark.chat_models import DEFAULT_BASE_URL
 
 def test_defaults() -> None:
     model = ChatDynaspark()
-    assert model.model == "gemini-1.5-flash"
+    assert model.model == "gemini-2.0-flash"
     assert model.base_url == DEFAULT_BASE_URL
     assert model.path == "/generate_response"
     assert (model.timeout, model.connect_timeout, model.max_retries) == (120.0, 15.0, 2)

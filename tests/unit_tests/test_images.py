@@ -9,6 +9,8 @@ import struct
 import subprocess
 import sys
 import threading
+import weakref
+import zlib
 from typing import Any
 
 import pytest
@@ -390,7 +392,9 @@ def test_too_many_images_for_max_side_is_an_error() -> None:
 
 
 @pytest.mark.parametrize("count", [1, 3])
-def test_each_image_is_opened_and_decoded_once(count: int) -> None:
+def test_each_image_is_decoded_once(count: int) -> None:
+    """A composite reads each header twice (to plan, then to draw), but decodes
+    each image's pixels once."""
     opens: list[int] = []
     decodes: list[int] = []
     real_open, real_load = Image.open, ImageFile.ImageFile.load
@@ -409,20 +413,21 @@ def test_each_image_is_opened_and_decoded_once(count: int) -> None:
         patch.setattr(Image, "open", spy_open)
         patch.setattr(ImageFile.ImageFile, "load", spy_load)
         prepare([block(data)] * count)
-    assert (len(opens), len(decodes)) == (count, count)
+    assert len(decodes) == count
+    assert len(opens) == (1 if count == 1 else 2 * count)
 
 
 async def test_pillow_work_runs_off_the_event_loop(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     threads: list[int] = []
-    real = images.build_upload
+    real = images._build
 
     def spy(*args: Any, **kwargs: Any) -> Upload:
         threads.append(threading.get_ident())
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(images, "build_upload", spy)
+    monkeypatch.setattr(images, "_build", spy)
     upload = await images.prepare_upload(
         [block(encode(solid(RED), "PNG"))], limits=ImageLimits(), settings=SETTINGS
     )
@@ -616,3 +621,85 @@ def test_unsupported_blocks_name_what_is_supported(
         build_prompt(_messages(content, kind))
     assert isinstance(info.value, ValueError)
     assert "Supported: text, and images" in str(info.value)
+
+
+# --- Bounded memory: one decoded image at a time -------------------------------
+
+
+class Decodes:
+    """Records each image's first decode, and how many decoded images were held."""
+
+    def __init__(self) -> None:
+        self.decoded: list[weakref.ref[Image.Image]] = []
+        self.most_held = 0
+
+    def note(self, image: Image.Image) -> None:
+        if all(ref() is not image for ref in self.decoded):
+            held = sum(ref() is not None for ref in self.decoded)
+            self.most_held = max(self.most_held, held + 1)
+            self.decoded.append(weakref.ref(image))
+
+
+@pytest.fixture
+def decodes(monkeypatch: pytest.MonkeyPatch) -> Decodes:
+    record = Decodes()
+    real_load = ImageFile.ImageFile.load
+
+    def load(self: ImageFile.ImageFile) -> Any:
+        record.note(self)
+        return real_load(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
+    return record
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "GIF", "BMP"])
+def test_a_composite_decodes_one_image_at_a_time(fmt: str, decodes: Decodes) -> None:
+    """No image is decoded while an earlier one's pixels are still held."""
+    data = encode(noise((300, 200)), fmt)
+    upload = prepare([block(data)] * 6, max_side=512)
+    assert Image.open(io.BytesIO(upload.data)).size[0] <= 512
+    assert len(decodes.decoded) == 6
+    assert decodes.most_held == 1
+
+
+def test_a_png_exif_orientation_after_the_pixels_is_found_without_decoding(
+    decodes: Decodes,
+) -> None:
+    """Pillow decodes a whole PNG to find an eXIf chunk placed after IDAT."""
+    exif = exif_with(6).tobytes()
+    plain = encode(halves((80, 40)), "PNG")
+    iend = plain.rindex(b"IEND") - 4
+    chunk = struct.pack(">I", len(exif)) + b"eXIf" + exif
+    late = plain[:iend] + chunk + zlib_crc(b"eXIf" + exif) + plain[iend:]
+    image = Image.open(io.BytesIO(late))
+    assert "exif" not in image.info
+    assert images._orientation(image, late) == 6
+    plain_image = Image.open(io.BytesIO(plain))
+    assert images._orientation(plain_image, plain) == 1
+    assert decodes.decoded == []
+    turned = opened(prepare([block(late)]))
+    assert turned.size == (40, 80)
+
+
+def zlib_crc(data: bytes) -> bytes:
+    return struct.pack(">I", zlib.crc32(data))
+
+
+@pytest.mark.parametrize("padded", [True, False])
+def test_url_safe_base64_is_decoded(padded: bool) -> None:
+    data = encode(noise((61, 47)), "PNG")
+    text = base64.urlsafe_b64encode(data).decode()
+    assert "-" in text or "_" in text
+    if not padded:
+        text = text.rstrip("=")
+    upload = prepare([{"type": "image", "base64": text, "mime_type": "image/png"}])
+    assert upload.data == data
+    url = f"data:image/png;base64,{text}"
+    assert prepare([{"type": "image", "url": url}]).data == data
+
+
+def test_base64_with_stray_characters_is_refused_as_base64() -> None:
+    text = b64(encode(solid(RED), "PNG"))
+    with pytest.raises(DynasparkImageError, match="not valid base64"):
+        prepare([{"type": "image", "base64": text[:40] + "!*" + text[40:]}])

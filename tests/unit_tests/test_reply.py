@@ -76,7 +76,6 @@ def test_error_field_keeps_the_services_message() -> None:
     [
         (b"{}", "has no `response` field"),
         (b'{"text": "hi"}', "has no `response` field"),
-        (b'{"response": null}', "has no `response` field"),
         (b"[]", "has no `response` field"),
         (b'"just a string"', "has no `response` field"),
         (b"42", "has no `response` field"),
@@ -163,3 +162,10 @@ def test_apply_stop(
     text: str, stop: list[str] | None, expected: tuple[str, bool]
 ) -> None:
     assert apply_stop(text, stop) == expected
+
+
+def test_a_null_response_says_the_service_gave_no_answer() -> None:
+    error = _bad(b'{"response": null}')
+    assert "`response: null`" in str(error)
+    assert "produced no answer text" in str(error)
+    assert "no `response` field" not in str(error)

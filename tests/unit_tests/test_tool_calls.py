@@ -26,8 +26,9 @@ from langchain_dynaspark.instructions import (
     check_tools,
     resolve_instructions,
 )
+from langchain_dynaspark.json_values import json_objects
 from langchain_dynaspark.prompt import build_prompt
-from langchain_dynaspark.tool_calls import find_json_object, parse_tool_calls
+from langchain_dynaspark.tool_calls import parse_tool_calls
 
 TOOLS = ("get_weather", "add")
 CALL = '{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]}'
@@ -262,16 +263,21 @@ def test_with_no_tools_offered_every_call_is_invalid() -> None:
 @pytest.mark.parametrize(
     ("text", "found"),
     [
-        ('{"a": 1}', '{"a": 1}'),
-        ('Sure!\n```json\n{"a": [1, {"b": 2}]}\n```\nEnjoy.', '{"a": [1, {"b": 2}]}'),
-        ('The answer is {"a": 1} as asked.', '{"a": 1}'),
-        ('Not {this} but {"a": 1}', '{"a": 1}'),
-        ("no JSON here", None),
-        ('{"a": 1', None),
+        ('{"a": 1}', [{"a": 1}]),
+        ('Sure!\n```json\n{"a": [1, {"b": 2}]}\n```\nEnjoy.', [{"a": [1, {"b": 2}]}]),
+        ('The answer is {"a": 1} as asked.', [{"a": 1}]),
+        ('Not {this} but {"a": 1}', [{"a": 1}]),
+        ('Use {"x": 0} then the answer {"a": 1}', [{"x": 0}, {"a": 1}]),
+        (
+            "{'a': True, 'b': None, 'c': [1, 2,],}",
+            [{"a": True, "b": None, "c": [1, 2]}],
+        ),
+        ("no JSON here", []),
+        ('{"a": 1', []),
     ],
 )
-def test_find_json_object(text: str, found: str | None) -> None:
-    assert find_json_object(text) == found
+def test_json_objects(text: str, found: list[dict[str, Any]]) -> None:
+    assert json_objects(text) == found
 
 
 # --- instructions ------------------------------------------------------------

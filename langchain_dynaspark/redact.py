@@ -1,0 +1,25 @@
+"""Credentials out of what can be observed: reprs, traces, cache keys. Pure.
+
+A `base_url` or `proxy` may carry `user:password@`. Error messages, `repr`,
+the invocation parameters that callbacks and tracers receive, and the cache key
+show such a URL with its user information replaced by `***`.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["scrub_url"]
+
+_USERINFO = re.compile(r"(?<=://)[^/?#\s]*@")
+
+
+def scrub_url(text: str) -> str:
+    """`text` with the `user:password@` of every URL in it replaced by `***@`.
+
+    Example:
+        ```python
+        scrub_url("http://me:secret@proxy:3128")  # 'http://***@proxy:3128'
+        ```
+    """
+    return _USERINFO.sub("***@", text)
