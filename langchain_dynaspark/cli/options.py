@@ -42,12 +42,14 @@ class ModelOption:
         field: The `ChatDynaspark` field it sets.
         help: The help text.
         type: Converts the argument's text to the field's value.
+        choices: The values the flag accepts, when they are few.
     """
 
     flags: tuple[str, ...]
     field: str
     help: str
     type: Callable[[str], Any] = str
+    choices: tuple[str, ...] | None = None
 
 
 MODEL_OPTIONS: tuple[ModelOption, ...] = (
@@ -61,6 +63,20 @@ MODEL_OPTIONS: tuple[ModelOption, ...] = (
         "base_url",
         "service address (default: $DYNASPARK_BASE_URL, else the public service)",
     ),
+    ModelOption(
+        ("--endpoint",),
+        "endpoint",
+        "the service's web form (default; takes images) or its documented API "
+        "(text only: sampling, token usage, token-by-token streaming)",
+        choices=("form", "api"),
+    ),
+    ModelOption(
+        ("--temperature",),
+        "temperature",
+        "sampling temperature, 0 to 3 (API endpoint only)",
+        float,
+    ),
+    ModelOption(("--seed",), "seed", "sampling seed (API endpoint only)", int),
 )
 """The `ChatDynaspark` fields the command line sets; unset flags keep defaults."""
 
@@ -153,7 +169,11 @@ def _chat_parser() -> argparse.ArgumentParser:
 def _add_common(parser: argparse.ArgumentParser) -> None:
     for option in MODEL_OPTIONS:
         parser.add_argument(
-            *option.flags, dest=option.field, type=option.type, help=option.help
+            *option.flags,
+            dest=option.field,
+            type=option.type,
+            choices=option.choices,
+            help=option.help,
         )
     parser.add_argument("-s", "--system", metavar="TEXT", help="a system prompt")
     parser.add_argument(

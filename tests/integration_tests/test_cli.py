@@ -121,6 +121,59 @@ def test_stream_prints_the_answer(server: DynasparkTestServer) -> None:
     assert (done.returncode, done.stdout, done.stderr) == (0, "streamed answer\n", "")
 
 
+def test_api_endpoint_options_reach_the_query(server: DynasparkTestServer) -> None:
+    server.script("4")
+    done = run(
+        "--base-url", server.url, "--endpoint", "api", "--temperature", "0.5",
+        "--seed", "7", "-s", "Be terse.", "2+2?",
+    )  # fmt: skip
+    assert (done.returncode, done.stdout, done.stderr) == (0, "4\n", "")
+    [request] = server.requests
+    assert (request.method, request.path) == ("GET", "/api/generate_response")
+    assert request.fields["user_input"] == "2+2?"
+    assert request.fields["system"] == "Be terse."
+    assert request.fields["temperature"] == "0.5"
+    assert request.fields["seed"] == "7"
+    assert "model" not in request.fields
+
+
+def test_stream_on_the_api_prints_tokens_as_they_arrive(
+    server: DynasparkTestServer,
+) -> None:
+    server.script(Reply(events=["one ", "two ", "three"], event_delay=2.0))
+    with subprocess.Popen(
+        [*COMMAND, "--base-url", server.url, "--endpoint", "api", "--stream", "Hi"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=environment(),
+    ) as process:
+        assert process.stdout is not None
+        first = os.read(process.stdout.fileno(), 64)
+        # The first token is printed while the server still holds the others.
+        assert first == b"one "
+        assert not server.streams[0].disconnected
+        rest, errors = process.communicate(timeout=WAIT)
+    assert process.returncode == 0, errors
+    assert first + rest == b"one two three\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--endpoint", "rest"], "invalid choice: 'rest'"),
+        (["--temperature", "hot"], "invalid float value: 'hot'"),
+        (["--endpoint", "api", "--temperature", "9"], "temperature"),
+    ],
+)
+def test_bad_api_options_exit_2_before_anything_is_sent(
+    server: DynasparkTestServer, args: list[str], said: str
+) -> None:
+    done = run("--base-url", server.url, *args, "Hi")
+    assert said in assert_one_line_error(done, 2)
+    assert server.requests == []
+
+
 def test_json_output_parses_back(server: DynasparkTestServer) -> None:
     server.script("Bonjour ! ✓")
     done = run("--base-url", server.url, "--json", "-m", "gemini-2.0-flash", "Hi")
