@@ -25,11 +25,12 @@ can pose as a turn of its own. A turn starts only at a line that begins with a
 label; every line of message text (and of the lone human message sent bare)
 that would read as a label — a role word such as `System`, `User`,
 `Assistant`, `Human`, `Tool result` or a custom role of the conversation, in
-any case, after any spaces or Markdown marks (`*`, `_`, `#`, `>`), optionally
-with a `(name)`, then a colon — gets a backslash in front. A line that already
-starts with backslashes before such a label gets one more, so the escaping is
-unambiguous. Names, roles and call ids in labels keep only letters, digits,
-spaces and `.@+/-`; anything else (newlines, brackets, colons) becomes `_`.
+any case and with any spaces between its words, after any spaces or Markdown
+marks (`*`, `_`, `#`, `>`), optionally with a `(name)`, then a colon — gets a
+backslash in front. A line that already starts with backslashes before such
+a label gets one more, so the escaping is unambiguous. Names, roles and call
+ids in labels keep only letters, digits, spaces and `.@+/-`; anything else
+(newlines, brackets, colons) becomes `_`.
 Text that cannot be encoded as UTF-8 (lone surrogates) is refused.
 """
 
@@ -141,6 +142,8 @@ _LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 _DECORATION = rf"(?:[^\S{_LINE_BREAKS}]|[*_#>\u200b\u200c\u200d\ufeff])*"
 """Spaces and Markdown marks a forged label may hide behind: `**System:**`."""
 _NAME_UNSAFE = re.compile(r"[^\w .@+/-]+")
+_SPACES = rf"[^\S{_LINE_BREAKS}]+"
+"""Between the words of a role (`Tool result`): any run of spaces, tabs, NBSPs."""
 
 
 @lru_cache(maxsize=64)
@@ -151,8 +154,9 @@ def _escaper(roles: frozenset[str]) -> Callable[[str], str]:
     roles of this conversation (such as a `ChatMessage` role).
     """
     words = sorted(roles.union(_ROLE_WORDS), key=len, reverse=True)
+    spelled = "|".join(_SPACES.join(map(re.escape, word.split())) for word in words)
     label = re.compile(
-        rf"\\*{_DECORATION}(?:{'|'.join(map(re.escape, words))})"
+        rf"\\*{_DECORATION}(?:{spelled})"
         rf"[^\S{_LINE_BREAKS}]*(?:\([^{_LINE_BREAKS}]*?\)[^\S{_LINE_BREAKS}]*)?[:\uff1a]",
         re.IGNORECASE,
     ).match
