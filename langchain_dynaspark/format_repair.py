@@ -35,7 +35,7 @@ from langchain_dynaspark.json_values import json_objects
 from langchain_dynaspark.tool_calls import TOO_MANY_CALLS, ParsedReply
 from langchain_dynaspark.validation import schema_error
 
-__all__ = ["Attempt", "arepair", "format_problem", "repair"]
+__all__ = ["Attempt", "arepair", "format_problem", "repair", "repair_prompt"]
 
 
 @dataclass(frozen=True)
