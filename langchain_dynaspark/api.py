@@ -28,6 +28,7 @@ from langchain_core.messages import BaseMessage, SystemMessage, UsageMetadata
 from yarl import URL
 
 from langchain_dynaspark.errors import DynasparkInputError, DynasparkResponseError
+from langchain_dynaspark.json_values import without_surrogates
 from langchain_dynaspark.reply import Reply, reply_text, server_message
 from langchain_dynaspark.sse import ServerSentEvent, SSEDecoder
 from langchain_dynaspark.transport import Answer, TransportSettings, get, stream_get
@@ -313,6 +314,16 @@ def _text_only(message: BaseMessage) -> bool:
 
 
 def _reply_text(data: dict[str, Any]) -> str | None:
+    r"""The text of a reply object, lone surrogates replaced by U+FFFD.
+
+    A `"\ud800"` escape in the JSON must not reach the message: it could not
+    be encoded into the next request (a format repair sends the reply back).
+    """
+    text = _raw_reply_text(data)
+    return None if text is None else str(without_surrogates(text))
+
+
+def _raw_reply_text(data: dict[str, Any]) -> str | None:
     """The text of a reply object: `response`, or an OpenAI-style choice."""
     response = data.get("response")
     if isinstance(response, str):

@@ -72,7 +72,6 @@ from langchain_dynaspark.instructions import (
     check_tools,
     resolve_instructions,
 )
-from langchain_dynaspark.json_values import without_surrogates
 from langchain_dynaspark.prompt import Prompt, build_prompt
 from langchain_dynaspark.redact import scrub_url
 from langchain_dynaspark.reply import Reply, StopScanner, apply_stop
@@ -1315,7 +1314,7 @@ class _Emulation:
     def parse(self, text: str) -> ParsedReply:
         """Split the reply into prose and tool calls when tools are bound."""
         if not self.tools:
-            return ParsedReply(without_surrogates(text))
+            return ParsedReply(text)
         offered = (
             {}
             if self.tool_choice == "none"

@@ -142,7 +142,7 @@ class DynasparkRedirectError(DynasparkInvalidRequestError):
     followed (nor are more than `transport.MAX_REDIRECTS` 307/308 redirects).
 
     Attributes:
-        location: The URL the service redirected to, without credentials.
+        location: The URL the service redirected to, its credentials as `***`.
     """
 
     def __init__(

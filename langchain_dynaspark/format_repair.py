@@ -23,6 +23,7 @@ message says how many extra requests were made in
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +35,7 @@ from langchain_dynaspark.json_values import json_objects
 from langchain_dynaspark.tool_calls import TOO_MANY_CALLS, ParsedReply
 from langchain_dynaspark.validation import schema_error
 
-__all__ = ["Attempt", "arepair", "format_problem", "repair"]
+__all__ = ["Attempt", "arepair", "format_problem", "repair", "repair_prompt"]
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def format_problem(
     """
     if tool_choice is not None and tool_choice != "none":
         errors = [
-            f"{call['name'] or 'a tool call'}: {call['error']}"
+            f"{_quoted(call['name']) or 'a tool call'}: {call['error']}"
             for call in parsed.invalid_tool_calls
             if not (call["error"] or "").startswith(TOO_MANY_CALLS)
         ]
@@ -91,6 +92,15 @@ def format_problem(
     if all(mismatch is not None for mismatch in mismatches):
         return f"The JSON object does not match the schema: {mismatches[-1]}."
     return None
+
+
+def _quoted(name: str | None) -> str:
+    """A tool name the model wrote, as a JSON string: one line, plainly quoted.
+
+    The repair prompt is a system turn, so text the model wrote is shown there
+    as data, never as words of the instructions.
+    """
+    return json.dumps(name, ensure_ascii=False) if name else ""
 
 
 def repair_prompt(template: str, problem: str, instructions: str | None) -> str:

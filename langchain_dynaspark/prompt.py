@@ -25,11 +25,15 @@ can pose as a turn of its own. A turn starts only at a line that begins with a
 label; every line of message text (and of the lone human message sent bare)
 that would read as a label — a role word such as `System`, `User`,
 `Assistant`, `Human`, `Tool result` or a custom role of the conversation, in
-any case, after any spaces or Markdown marks (`*`, `_`, `#`, `>`), optionally
-with a `(name)`, then a colon — gets a backslash in front. A line that already
-starts with backslashes before such a label gets one more, so the escaping is
-unambiguous. Names, roles and call ids in labels keep only letters, digits,
-spaces and `.@+/-`; anything else (newlines, brackets, colons) becomes `_`.
+any case and with any spaces between its words, after any spaces or Markdown
+marks (`*`, `_`, `#`, `>`), optionally with a `(name)`, then a colon — gets a
+backslash in front. Lines are matched as a model reads them: without invisible
+characters (zero-width spaces, soft hyphens, direction marks) and with
+compatibility forms folded (NFKC: fullwidth, circled and mathematical letters,
+fullwidth and small colons). A line that already starts with backslashes
+before such a label gets one more, so the escaping is unambiguous. Names,
+roles and call ids in labels keep only letters, digits, spaces and `.@+/-`;
+anything else (newlines, brackets, colons) becomes `_`.
 Text that cannot be encoded as UTF-8 (lone surrogates) is refused.
 """
 
@@ -39,6 +43,7 @@ import base64
 import binascii
 import json
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -138,9 +143,30 @@ _ROLE_WORDS = (
 """Role words that start a turn, or that a model would read as one."""
 _LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 """Everything `str.splitlines` splits at: a model may read any of them as a break."""
-_DECORATION = rf"(?:[^\S{_LINE_BREAKS}]|[*_#>\u200b\u200c\u200d\ufeff])*"
+_DECORATION = rf"(?:[^\S{_LINE_BREAKS}]|[*_#>])*"
 """Spaces and Markdown marks a forged label may hide behind: `**System:**`."""
+_INVISIBLE_CHARS = (
+    "\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f"
+    "\ufe00-\ufe0f\ufeff\U000e0000-\U000e007f"
+)
+"""Characters that show as nothing (zero-width, soft hyphen, direction marks,
+variation selectors, tags): `Sys\u200btem:` reads as `System:`."""
+_INVISIBLE = re.compile(f"[{_INVISIBLE_CHARS}]+")
+_LATIN1_FOLDABLE = "\u00ad\u00aa\u00ba"
+"""The Latin-1 characters that fold into part of a role word: the soft hyphen
+(invisible) and `ª`, `º` (NFKC: `a`, `o`)."""
+_FOLDABLE = re.compile(
+    f"[{_INVISIBLE_CHARS}{_LATIN1_FOLDABLE}\ufe10-\ufe1f\ufe50-\ufe6f\uff00-\uffef"
+    "\u2a74\u2460-\u24ff\U0001d400-\U0001d7ff]"
+)
+"""What makes a line read otherwise once folded: invisible characters, fullwidth,
+small and vertical forms, circled and mathematical letters. Lines without any
+are matched as they are."""
+_COLON_LIKE = re.compile("[\ufe13\ufe55\uff1a\u2a74]")
+"""The characters but `:` that NFKC turns into a colon (fullwidth, small, ...)."""
 _NAME_UNSAFE = re.compile(r"[^\w .@+/-]+")
+_SPACES = rf"[^\S{_LINE_BREAKS}]+"
+"""Between the words of a role (`Tool result`): any run of spaces, tabs, NBSPs."""
 
 
 @lru_cache(maxsize=64)
@@ -150,20 +176,42 @@ def _escaper(roles: frozenset[str]) -> Callable[[str], str]:
     A label is one of the standard role words or of `roles`, the lower-cased
     roles of this conversation (such as a `ChatMessage` role).
     """
-    words = sorted(roles.union(_ROLE_WORDS), key=len, reverse=True)
+    folded_roles = {_folded(role) for role in roles}
+    words = sorted(folded_roles.union(_ROLE_WORDS), key=len, reverse=True)
+    spelled = "|".join(_SPACES.join(map(re.escape, word.split())) for word in words)
     label = re.compile(
-        rf"\\*{_DECORATION}(?:{'|'.join(map(re.escape, words))})"
-        rf"[^\S{_LINE_BREAKS}]*(?:\([^{_LINE_BREAKS}]*?\)[^\S{_LINE_BREAKS}]*)?[:\uff1a]",
+        rf"\\*{_DECORATION}(?:{spelled})"
+        rf"[^\S{_LINE_BREAKS}]*(?:\([^{_LINE_BREAKS}]*?\)[^\S{_LINE_BREAKS}]*)?:",
         re.IGNORECASE,
     ).match
 
+    def folded_label(line: str) -> bool:
+        # Read as a model sees it: in fullwidth letters, or `Sys\u200btem:`, too.
+        return bool(label(line) or label(_folded(line)))
+
     def escape(text: str) -> str:
-        if ":" not in text and "\uff1a" not in text:
+        ascii_text = text.isascii()
+        if ":" not in text and (ascii_text or not _COLON_LIKE.search(text)):
             return text  # every label ends with a colon
         lines = text.splitlines(keepends=True)
-        return "".join(f"\\{line}" if label(line) else line for line in lines)
+        is_label = label if ascii_text or not _may_fold(text) else folded_label
+        return "".join(f"\\{line}" if is_label(line) else line for line in lines)
 
     return escape
+
+
+def _may_fold(text: str) -> bool:
+    """Whether folding may change how a line of `text` reads (quick for Latin-1)."""
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return _FOLDABLE.search(text) is not None
+    return any(char in text for char in _LATIN1_FOLDABLE)
+
+
+def _folded(line: str) -> str:
+    """`line` without invisible characters, NFKC-normalised (fullwidth -> ASCII)."""
+    return unicodedata.normalize("NFKC", _INVISIBLE.sub("", line))
 
 
 def _check_encodable(text: str, where: str) -> None:

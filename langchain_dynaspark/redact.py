@@ -1,8 +1,10 @@
 """Credentials out of what can be observed: reprs, traces, cache keys. Pure.
 
-A `base_url` or `proxy` may carry `user:password@`. Error messages, `repr`,
-the invocation parameters that callbacks and tracers receive, and the cache key
-show such a URL with its user information replaced by `***`.
+A `base_url` or `proxy` may carry `user:password@`, and so may a redirect's
+`Location`. `repr`, the invocation parameters that callbacks and tracers
+receive, the cache key and a `DynasparkRedirectError` show such a URL with its
+user information replaced by `***`. (Transport error messages show only the
+host, and strip the known passwords from the text of aiohttp's errors.)
 """
 
 from __future__ import annotations

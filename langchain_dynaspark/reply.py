@@ -1,4 +1,4 @@
-"""A Dynaspark answer body -> the reply text, and client-side stop sequences. Pure.
+r"""A Dynaspark answer body -> the reply text, and client-side stop sequences. Pure.
 
 `Reply` is what either endpoint's module hands back: the text and whatever the
 service said about it. `apply_stop` cuts a whole reply at a stop sequence, and
@@ -7,7 +7,8 @@ service said about it. `apply_stop` cuts a whole reply at a stop sequence, and
 The form endpoint answers `200` with JSON `{"response": "<text>"}`. A `200` is not
 a promise of that: maintenance and proxy pages are HTML, and the service can answer
 `200` with `{"error": "..."}`. Anything but a string `response` is an error, never
-the model's answer.
+the model's answer. A lone surrogate in the reply (from a `"\ud800"` escape) becomes
+U+FFFD here, so the reply can be shown, parsed and sent back in a repair request.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from langchain_dynaspark.errors import DynasparkResponseError
+from langchain_dynaspark.json_values import without_surrogates
 
 if TYPE_CHECKING:
     from langchain_core.messages import UsageMetadata
@@ -57,7 +59,7 @@ _TAGS = re.compile(r"<[^>]+>|\s+")
 
 
 def reply_text(body: bytes, *, prompt: str | None = None) -> str:
-    """Return the reply text of a `200` answer.
+    """Return the reply text of a `200` answer, lone surrogates replaced by U+FFFD.
 
     Args:
         body: The answer body.
@@ -81,7 +83,8 @@ def reply_text(body: bytes, *, prompt: str | None = None) -> str:
         ) from None
     response = data.get("response") if isinstance(data, dict) else None
     if isinstance(response, str):
-        return response
+        text: str = without_surrogates(response)
+        return text
     error = data.get("error") if isinstance(data, dict) else None
     if error is not None:
         said = _shorten(str(error), prompt)

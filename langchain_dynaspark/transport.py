@@ -80,6 +80,7 @@ from langchain_dynaspark.errors import (
     DynasparkResponseTooLargeError,
     DynasparkTimeoutError,
 )
+from langchain_dynaspark.redact import scrub_url
 from langchain_dynaspark.reply import server_message
 
 __all__ = [
@@ -714,7 +715,7 @@ def _status_error(
 ) -> DynasparkError:
     said_part = f" The service said: {said}." if said else ""
     if status in _LOST_REDIRECTS or status in _KEPT_REDIRECTS:
-        where = _scrub_url(location) if location else "nowhere it names"
+        where = scrub_url(location) if location else "nowhere it names"
         why = (
             "A client follows it with a GET that drops the form"
             if status in _LOST_REDIRECTS
@@ -729,7 +730,7 @@ def _status_error(
             msg,
             status_code=status,
             server_message=said,
-            location=_scrub_url(location) if location else None,
+            location=scrub_url(location) if location else None,
         )
     if status == 429:
         wait = f"Wait {retry_after:g} s" if retry_after is not None else "Wait"
@@ -821,12 +822,6 @@ def _broken_stream_error(
         "part of it was already delivered: call again."
     )
     return DynasparkConnectionError(msg)
-
-
-def _scrub_url(url: str) -> str:
-    """`url` without the credentials it may carry."""
-    parts = urlsplit(url)
-    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
 
 
 def _proxy_hint(settings: TransportSettings, proxy: str | URL | None) -> str:

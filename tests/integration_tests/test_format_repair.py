@@ -280,6 +280,25 @@ def test_invalid_arguments_are_repaired_even_under_auto(
     assert "a: 'two' is not of type 'integer'" in _prompt(server, 1)
 
 
+def test_a_reply_with_a_lone_surrogate_can_be_repaired(
+    server: DynasparkTestServer,
+) -> None:
+    # The reply is sent back in the repair request: it must not be refused
+    # there as if the caller's input held the lone surrogate.
+    server.script("It is sunny \ud800.", "get_weather(city='Paris')")
+    model = ChatDynaspark(base_url=server.url)
+    bound = model.bind_tools([get_weather], tool_choice="any")
+    result = bound.invoke("Weather in Paris?")
+    assert _calls(result) == [("get_weather", {"city": "Paris"})]
+    assert "Assistant: It is sunny \ufffd." in _prompt(server, 1)
+
+
+def test_a_plain_reply_loses_lone_surrogates(server: DynasparkTestServer) -> None:
+    server.script("plain \udfff text")
+    result = ChatDynaspark(base_url=server.url).invoke("Hi")
+    assert result.content == "plain \ufffd text"
+
+
 def test_prose_under_auto_is_never_repaired(server: DynasparkTestServer) -> None:
     server.script("No tool needed: 4.")
     result = ChatDynaspark(base_url=server.url).bind_tools([add]).invoke("2 + 2?")

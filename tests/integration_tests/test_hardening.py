@@ -259,7 +259,7 @@ async def test_a_redirect_location_never_shows_credentials(
     with pytest.raises(DynasparkRedirectError) as info:
         await model.ainvoke(PROMPT)
     assert "hunter2" not in str(info.value)
-    assert info.value.location == "https://example.com/x"
+    assert info.value.location == "https://***@example.com/x"
 
 
 @pytest.mark.parametrize("status", [307, 308])

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import select
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -16,6 +13,7 @@ import pytest
 from langchain_dynaspark import ChatDynaspark
 from langchain_dynaspark.testing.server import DynasparkTestServer
 from tests.conftest import LIVE
+from tests.server_command import server_command
 
 pytestmark = pytest.mark.skipif(LIVE, reason="about the local server")
 
@@ -73,29 +71,8 @@ def files_server(tmp_path: Path) -> Iterator[str]:
     """`python -m langchain_dynaspark.testing.server --port 0 --files DIR`."""
     (tmp_path / "dot.png").write_bytes(b"\x89PNG fake")
     (tmp_path / "notes.txt").write_text("hello")
-    command = [
-        sys.executable,
-        "-m",
-        "langchain_dynaspark.testing.server",
-        "--port",
-        "0",
-        "--files",
-        str(tmp_path),
-    ]
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    assert process.stdout is not None
-    try:
-        ready, _, _ = select.select([process.stdout], [], [], 30)
-        line = process.stdout.readline() if ready else ""
-        if not line.startswith("Dynaspark test server on http://"):
-            process.kill()
-            pytest.fail(f"the server did not start: {process.communicate()[1]}")
-        yield line.rsplit(" ", 1)[1].strip()
-    finally:
-        process.terminate()
-        process.communicate(timeout=10)
+    with server_command("--files", str(tmp_path)) as url:
+        yield url
 
 
 def test_the_command_serves_files_from_a_directory(files_server: str) -> None:

@@ -13,9 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import select
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +32,7 @@ from langchain_dynaspark.testing.server import (
 )
 from tests.conftest import LIVE, LIVE_BASE_URL
 from tests.notebook_code import notebook_definitions
+from tests.server_command import server_command
 
 NOTEBOOKS = Path(__file__).parents[2] / "notebooks"
 RULES_FILE = NOTEBOOKS / "local_server_rules.json"
@@ -264,32 +262,8 @@ def command_line_server() -> Iterator[str]:
 
     On `--port 0` it binds a free port and announces the address it bound.
     """
-    command = [
-        sys.executable,
-        "-m",
-        "langchain_dynaspark.testing.server",
-        "--port",
-        "0",
-        "--rules",
-        str(RULES_FILE),
-    ]
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    assert process.stdout is not None
-    try:
-        announced, _, _ = select.select([process.stdout], [], [], 30)
-        line = process.stdout.readline() if announced else ""
-        if not line.startswith("Dynaspark test server on http://127.0.0.1:"):
-            process.kill()
-            _, stderr = process.communicate()
-            pytest.fail(f"the server did not start ({line!r}):\n{stderr}")
-        url = line.rsplit(" ", 1)[1].strip()
-        assert not url.endswith(":0")
+    with server_command("--rules", str(RULES_FILE)) as url:
         yield url
-    finally:
-        process.terminate()
-        process.communicate(timeout=10)
 
 
 @local_only

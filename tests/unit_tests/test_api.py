@@ -162,6 +162,26 @@ def test_a_json_object_response_is_kept_as_json_text() -> None:
     assert json.loads(reply.text) == {"a": 1}
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"response": "a\\ud800b"}',
+        b'{"choices": [{"message": {"content": "a\\ud800b"}}]}',
+    ],
+)
+def test_lone_surrogates_in_a_reply_become_replacement_characters(
+    body: bytes,
+) -> None:
+    text = parse_reply(_answer(body)).text
+    assert text == "a\ufffdb"
+    text.encode("utf-8")
+
+
+def test_lone_surrogates_in_an_event_become_replacement_characters() -> None:
+    event = ServerSentEvent(data='{"choices": [{"delta": {"content": "\\udc80!"}}]}')
+    assert event_reply(event).text == "\ufffd!"
+
+
 def test_an_openai_style_reply_is_accepted() -> None:
     body = {
         "model": "gpt",

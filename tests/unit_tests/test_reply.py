@@ -21,6 +21,8 @@ PROMPT = "Plan the quokka heist at Zanzibar pier 7731"
         (b'{"response": "caf\\u00e9 \\u2615"}', "café ☕"),
         (b'{"response": "  kept as is \\n"}', "  kept as is \n"),
         (b'{"response": "ok", "model": "gemini-2.0-flash"}', "ok"),
+        (b'{"response": "lone \\ud800 and \\udfff"}', "lone \ufffd and \ufffd"),
+        (b'{"response": "pair \\ud83d\\ude00"}', "pair \U0001f600"),
     ],
 )
 def test_reply_text_returns_the_response_string(body: bytes, text: str) -> None:
