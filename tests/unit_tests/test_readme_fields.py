@@ -10,7 +10,6 @@ import pytest
 from langchain_core.language_models import BaseChatModel
 
 from langchain_dynaspark import ChatDynaspark
-from langchain_dynaspark.chat_models import DEFAULT_BASE_URL
 
 README = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
 _ROW = re.compile(r"^\| `(\w+)`[^|]*\| `([^`]*)`([^|]*)\|", re.MULTILINE)
@@ -23,6 +22,8 @@ def _literal(shown: str) -> Any:
     named = {"None": None, "True": True, "False": False}
     if shown in named:
         return named[shown]
+    if len(shown) > 1 and shown[0] == shown[-1] == '"':
+        return shown[1:-1]
     try:
         return int(shown)
     except ValueError:
@@ -34,13 +35,18 @@ def test_the_tables_are_found() -> None:
 
 
 @pytest.mark.parametrize("name", FIELDS)
-def test_every_field_is_listed_with_its_default(name: str) -> None:
+def test_every_field_is_listed_with_its_default(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert name in ROWS, f"README lists no row for the field {name!r}"
     shown, rest = ROWS[name]
     field = ChatDynaspark.model_fields[name]
     if field.default_factory is not None:
-        # `base_url`: read from the environment, else the service's address.
-        assert f"`{DEFAULT_BASE_URL}`" in rest
+        # `base_url`, `api_key`: read from the environment, else the fallback.
+        assert shown.startswith("$DYNASPARK_"), f"{name}: README says {shown!r}"
+        monkeypatch.delenv(shown[1:], raising=False)
+        fallback = field.default_factory()  # type: ignore[call-arg]
+        assert ("none" if fallback is None else f"`{fallback}`") in rest
         return
     default = field.default
     assert _literal(shown) == default, f"{name}: README says {shown!r}"
