@@ -37,6 +37,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_core.utils.json import parse_partial_json
 from langchain_core.utils.utils import LC_ID_PREFIX
 from pydantic import (
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -435,7 +436,9 @@ class ChatDynaspark(BaseChatModel):
         characters per token (`count_tokens_approximately`).
     """
 
-    model: str = Field(default=DEFAULT_MODEL, alias="model_name")
+    model: str = Field(
+        default=DEFAULT_MODEL, validation_alias=AliasChoices("model", "model_name")
+    )
     """Model name, sent unchanged as the form's `ai_model` field."""
 
     base_url: str = Field(
@@ -506,7 +509,9 @@ class ChatDynaspark(BaseChatModel):
     """Largest answer body read, in bytes; a larger one raises
     `DynasparkResponseTooLargeError` while it streams in."""
 
-    stop: list[str] | None = Field(default=None, alias="stop_sequences")
+    stop: list[str] | None = Field(
+        default=None, validation_alias=AliasChoices("stop", "stop_sequences")
+    )
     """Stop sequences: the reply is cut at the first one (client side)."""
 
     streaming: bool = False
@@ -1393,7 +1398,15 @@ def _check_sampling(name: str, value: Any) -> None:
 def _arguments_of(cls: type[BaseModel]) -> frozenset[str]:
     """The names and aliases a model class takes."""
     names = set(cls.model_fields)
-    names.update(f.alias for f in cls.model_fields.values() if f.alias)
+    for field in cls.model_fields.values():
+        if field.alias:
+            names.add(field.alias)
+        if isinstance(field.validation_alias, AliasChoices):
+            names.update(
+                choice
+                for choice in field.validation_alias.choices
+                if isinstance(choice, str)
+            )
     return frozenset(names)
 
 

@@ -166,6 +166,9 @@ def test_the_installed_package_is_typed_for_its_users(
         "from langchain_dynaspark import ChatDynaspark\n"
         "text: str = ChatDynaspark().invoke('Hi').text\n"
         "number: int = ChatDynaspark().invoke('Hi').text\n"
+        # The documented arguments type-check as written in the README.
+        "ChatDynaspark(model='gemini-2.0-flash', stop=['x'], temperature=0.2)\n"
+        "ChatDynaspark(endpoint='api', seed=7, timeout=None, max_retries=3)\n"
     )
     done = subprocess.run(
         [
