@@ -202,8 +202,8 @@ class ChatDynaspark(BaseChatModel):
             Known: `gemini-1.5-flash`, `gemini-1.5-flash-8b`, `gemini-2.0-flash`,
             `gemini-2.0-flash-lite`; any other string is sent unchanged.
         stop: Stop sequences, applied to the reply on the client side.
-        streaming: Whether `invoke` goes through `stream` (callbacks get the reply
-            as a token event).
+        streaming: Whether `invoke` also streams to callbacks: event by event for
+            a plain-text reply on the API endpoint, else the reply as one token.
         temperature, top_p, presence_penalty, frequency_penalty, seed: Sampling
             parameters (0-3, 0-1, -2-2, -2-2, an integer), checked at construction
             and per call. Sent on `endpoint="api"`; the form ignores them, with a
@@ -515,7 +515,8 @@ class ChatDynaspark(BaseChatModel):
     """Stop sequences: the reply is cut at the first one (client side)."""
 
     streaming: bool = False
-    """Whether `invoke` goes through `stream`."""
+    """Whether `invoke` also streams to callbacks (event by event on the API,
+    for a plain-text reply; else the whole reply as one token)."""
 
     max_image_side: int = Field(default=DEFAULT_MAX_IMAGE_SIDE, ge=64)
     """Longest side, in pixels, of the image sent; larger ones are downscaled."""
@@ -841,18 +842,21 @@ class ChatDynaspark(BaseChatModel):
         | None = None,
         **kwargs: Any,
     ) -> bool:
-        """Stream only for `stream`/`astream`, never to serve `invoke`.
+        """Serve `invoke` from a stream only when the stream is token by token.
 
-        The service answers in one piece, so `invoke` gains nothing from
-        streaming; and langchain-core, adding chunks up, re-derives tool calls
-        from `tool_call_chunks` alone, which would drop invalid calls' errors and
-        make a call to a tool that was not offered valid. `invoke` with
-        `streaming=True` or a streaming listener still emits the reply as one
-        token event (see `_generate`), with the same message.
+        That is the API endpoint's plain-text reply, with `streaming=True` or a
+        streaming listener attached (`astream_events`, LangGraph's messages
+        mode): the listener gets each event as it arrives, and the chunks add up
+        to the message a plain `invoke` gives. Otherwise the reply comes in one
+        piece, so `invoke` gains nothing from streaming; and langchain-core,
+        adding chunks up, re-derives tool calls from `tool_call_chunks` alone,
+        which would drop invalid calls' errors and make a call to a tool that
+        was not offered valid. There `invoke` emits the reply as one token event
+        (see `_generate`), with the same message.
         """
-        return bool(kwargs.get("stream")) and super()._should_stream(
+        return super()._should_stream(
             async_api=async_api, run_manager=run_manager, **kwargs
-        )
+        ) and (bool(kwargs.get("stream")) or self._streams_events(dict(kwargs)))
 
     def _generate(
         self,

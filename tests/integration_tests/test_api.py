@@ -384,16 +384,52 @@ def test_stop_across_event_boundaries_releases_the_connection(
     assert record.events < record.planned
 
 
-def test_invoke_with_streaming_gives_the_same_message(
+def test_invoke_with_streaming_streams_tokens_and_gives_the_same_message(
     server: DynasparkTestServer,
 ) -> None:
-    server.script("Paris.\nUser: and Rome?")
+    events = ["Par", "is", " and ", "Rome."]
+    server.script(Reply(events=events), Reply(events=events))
     tokens = Tokens()
-    model = _model(server, stop=["\nUser:"], streaming=True)
-    message = model.invoke("Capital?", config={"callbacks": [tokens]})
-    assert message.text == "Paris."
-    assert message.response_metadata["finish_reason"] == "stop_sequence"
-    assert tokens.tokens == ["Paris."]
+    message = _model(server, streaming=True).invoke(
+        "Capitals?", config={"callbacks": [tokens]}
+    )
+    plain = _model(server).invoke("Capitals?")
+    assert [t for t in tokens.tokens if t] == events
+    assert server.requests[0].fields["stream"] == "true"
+    assert "stream" not in server.requests[1].fields
+    assert message.text == plain.text == "Paris and Rome."
+    assert message.response_metadata == plain.response_metadata
+    assert message.usage_metadata == plain.usage_metadata
+    assert message.usage_metadata is not None
+
+
+async def test_a_streaming_listener_gets_each_event_of_an_invoke(
+    server: DynasparkTestServer,
+) -> None:
+    server.script(Reply(events=["a", "b", "c"]))
+    model = _model(server)
+    streamed = [
+        event["data"]["chunk"].text
+        async for event in model.astream_events("Hi", version="v2")
+        if event["event"] == "on_chat_model_stream"
+    ]
+    assert [text for text in streamed if text] == ["a", "b", "c"]
+    assert server.requests[0].fields["stream"] == "true"
+
+
+def test_invoke_with_tools_and_streaming_stays_one_buffered_reply(
+    server: DynasparkTestServer,
+) -> None:
+    server.script('{"tool_calls": [{"name": "nowhere", "arguments": {}}]}')
+    tokens = Tokens()
+    model = _model(server, streaming=True, format_retries=0)
+    message = model.bind_tools([get_weather]).invoke(
+        "Hi", config={"callbacks": [tokens]}
+    )
+    assert "stream" not in server.requests[0].fields
+    assert len(tokens.tokens) == 1
+    assert message.tool_calls == []
+    assert [call["name"] for call in message.invalid_tool_calls] == ["nowhere"]
 
 
 def test_text_that_only_looks_like_a_stop_is_released(
