@@ -56,7 +56,8 @@ MODEL_OPTIONS: tuple[ModelOption, ...] = (
     ModelOption(
         ("-m", "--model"),
         "model",
-        f"model name (known: {', '.join(KNOWN_MODELS)}; default: {DEFAULT_MODEL})",
+        f"model name (known: {', '.join(KNOWN_MODELS)}; default: {DEFAULT_MODEL} "
+        "on the form, the service's own on the API)",
     ),
     ModelOption(
         ("--base-url",),
