@@ -581,6 +581,12 @@ class ChatDynaspark(BaseChatModel):
             )
         return self
 
+    @field_validator("model")
+    @classmethod
+    def _check_model(cls, value: str) -> str:
+        _check_model_name(value)
+        return value
+
     @field_validator("format_instructions")
     @classmethod
     def _check_format_instructions(
@@ -1351,7 +1357,16 @@ def _pop_model(kwargs: dict[str, Any]) -> str | None:
     if model is not None and not isinstance(model, str):
         msg = f"`model` must be a model name string, not {type(model).__name__}."
         raise DynasparkInputError(msg)
+    if model is not None:
+        _check_model_name(model)
     return model
+
+
+def _check_model_name(model: str) -> None:
+    """Refuse a blank model name, which the service cannot answer."""
+    if not model.strip():
+        msg = f"`model` is empty: give a model name, such as {DEFAULT_MODEL!r}."
+        raise DynasparkInputError(msg)
 
 
 def _pop_format_retries(kwargs: dict[str, Any], default: int) -> int:

@@ -109,7 +109,12 @@ def image_block(source: str, limits: ImageLimits | None = None) -> dict[str, Any
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        msg = f"Image {source}: no such file. Check the path."
+        msg = (
+            f"Image {source}: only http(s) and data: URLs can be attached, or a "
+            "local file."
+            if "://" in source
+            else f"Image {source}: no such file. Check the path."
+        )
         raise UsageError(msg) from None
     except OSError as exc:
         msg = (

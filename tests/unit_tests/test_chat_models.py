@@ -53,6 +53,14 @@ def test_non_string_model_override_fails_before_any_request() -> None:
         ChatDynaspark().invoke("hi", model=3)
 
 
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_a_blank_model_name_fails_before_any_request(blank: str) -> None:
+    with pytest.raises(ValueError, match="`model` is empty: give a model name"):
+        ChatDynaspark(model=blank)
+    with pytest.raises(DynasparkInputError, match="`model` is empty"):
+        ChatDynaspark().invoke("hi", model=blank)
+
+
 def test_ls_params_report_provider_and_model_in_use() -> None:
     model = ChatDynaspark(model="gemini-2.0-flash", stop=["END"])
     params = model._get_ls_params()

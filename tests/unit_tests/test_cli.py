@@ -154,6 +154,15 @@ def test_a_missing_or_unreadable_image_file_is_a_usage_error(tmp_path: Path) -> 
         image_block(str(tmp_path))
 
 
+@pytest.mark.parametrize("url", ["ftp://example.com/menu.png", "file:///menu.png"])
+def test_a_url_of_another_scheme_says_which_urls_work(url: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        image_block(url)
+    assert str(caught.value) == (
+        f"Image {url}: only http(s) and data: URLs can be attached, or a local file."
+    )
+
+
 def test_a_file_that_is_not_an_image_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "notes.txt"
     path.write_text("not an image")
