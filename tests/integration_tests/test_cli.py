@@ -353,8 +353,16 @@ class Terminal:
 
     def expect(self, pattern: str) -> str:
         """Read until `pattern` (a regex) appears in output not yet expected."""
+        seen = self.read_until(pattern, WAIT)
+        assert seen is not None, (
+            f"never saw {pattern!r} in {self.output[self._seen :]!r}"
+        )
+        return seen
+
+    def read_until(self, pattern: str, within: float) -> str | None:
+        """Like `expect`, but `None` when `pattern` is not seen `within` seconds."""
         regex = re.compile(pattern.encode())
-        deadline = time.monotonic() + WAIT
+        deadline = time.monotonic() + within
         while True:
             match = regex.search(self.output, self._seen)
             if match:
@@ -362,7 +370,8 @@ class Terminal:
                 self._seen = match.end()
                 return seen.decode(errors="replace")
             left = deadline - time.monotonic()
-            assert left > 0, f"never saw {pattern!r} in {self.output[self._seen :]!r}"
+            if left <= 0:
+                return None
             ready, _, _ = select.select([self.master], [], [], left)
             if ready:
                 try:
@@ -377,6 +386,21 @@ class Terminal:
 
     def prompt(self) -> None:
         self.expect(r"(?m)^> ")
+
+    def interrupt_line(self) -> None:
+        """Press Ctrl-C at the prompt, again if need be, until a new prompt shows.
+
+        CPython's `readline` sees a SIGINT only while it waits for a key: one
+        that lands while it is handling the previous key is noticed at the next
+        key, so a user at a real terminal may have to press Ctrl-C twice too. A
+        second Ctrl-C at the fresh, empty prompt changes nothing.
+        """
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            self.type("\x03")
+            if self.read_until(r"(?m)^> ", 2.0) is not None:
+                return
+        raise AssertionError(f"no new prompt after Ctrl-C: {self.output!r}")
 
     def exit_status(self) -> int:
         return self.process.wait(timeout=WAIT)
@@ -454,8 +478,9 @@ def test_chat_ctrl_c_stops_the_answer_and_keeps_the_session(
     term.type("\x03")  # Ctrl-C while the answer is awaited
     term.expect(r"\(answer stopped\)")
     term.prompt()
-    term.type("half a line\x03")  # Ctrl-C at the prompt drops the line
-    term.prompt()
+    term.type("half a line")
+    term.expect("half a line")
+    term.interrupt_line()  # Ctrl-C at the prompt drops the line
     term.type("Are you there?\r")
     term.expect("Still here.\r?\n")
     term.prompt()
