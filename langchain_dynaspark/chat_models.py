@@ -607,20 +607,14 @@ class ChatDynaspark(BaseChatModel):
         shown without the `user:password@` they may carry. `stop` is shown as
         `stop_sequences`, apart from a call's `stop`.
         """
-        return {
-            _SHOWN_AS.get(name, name): scrub_url(value)
-            if isinstance(value, str)
-            else value
-            for name, value in self._own_settings()
-            if name not in _SECRET_FIELDS
-            and not isinstance(value, (SecretStr, SecretBytes))
-        }
-
-    def _own_settings(self) -> Iterator[tuple[str, Any]]:
-        """(name, value) of the fields `ChatDynaspark` adds to `BaseChatModel`."""
-        for name in type(self).model_fields:
-            if name not in BaseChatModel.model_fields:
-                yield name, getattr(self, name)
+        params = {}
+        for name, shown in _shown_settings(type(self)):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                params[shown] = scrub_url(value)
+            elif not isinstance(value, (SecretStr, SecretBytes)):
+                params[shown] = value
+        return params
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         """Fields as pydantic shows them, with URL credentials scrubbed."""
@@ -1388,6 +1382,20 @@ def _check_sampling(name: str, value: Any) -> None:
     if not number or not math.isfinite(value) or not low <= value <= high:
         msg = f"`{name}` must be a number from {low:g} to {high:g}, not {value!r}."
         raise DynasparkInputError(msg)
+
+
+@functools.cache
+def _shown_settings(cls: type[BaseModel]) -> tuple[tuple[str, str], ...]:
+    """(field, name shown) of the settings `_identifying_params` shows.
+
+    The fields a `ChatDynaspark` class adds to `BaseChatModel`, less
+    `_SECRET_FIELDS`; worked out once per class, as it is read on every call.
+    """
+    return tuple(
+        (name, _SHOWN_AS.get(name, name))
+        for name in cls.model_fields
+        if name not in BaseChatModel.model_fields and name not in _SECRET_FIELDS
+    )
 
 
 @functools.cache
