@@ -110,10 +110,12 @@ def build_prompt(
         )
         raise DynasparkInputError(msg)
     for index, (_, body) in enumerate(parts, 1):
-        _check_encodable(body, f"message {index} ({messages[index - 1].type})")
-    if instructions is not None:
+        if not body.isascii():  # ASCII always encodes; the check is O(1)
+            _check_encodable(body, f"message {index} ({messages[index - 1].type})")
+    if instructions is not None and not instructions.isascii():
         _check_encodable(instructions, "the tool or format instructions")
-    escape = _escaper(frozenset(label.partition(" (")[0].lower() for label, _ in parts))
+    roles = {label.partition(" (")[0].lower() for label, _ in parts}
+    escape = _escaper(frozenset(roles - _ROLE_WORD_SET))
     if instructions is None and len(messages) == 1 and _is_plain_human(messages[0]):
         return Prompt(escape(parts[0][1]), tuple(images))
     lines = [f"System: {escape(instructions)}"] if instructions else []
@@ -136,6 +138,7 @@ _ROLE_WORDS = (
     "developer",
 )
 """Role words that start a turn, or that a model would read as one."""
+_ROLE_WORD_SET = frozenset(_ROLE_WORDS)
 _LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 """Everything `str.splitlines` splits at: a model may read any of them as a break."""
 _DECORATION = rf"(?:[^\S{_LINE_BREAKS}]|[*_#>\u200b\u200c\u200d\ufeff])*"
@@ -147,8 +150,8 @@ _NAME_UNSAFE = re.compile(r"[^\w .@+/-]+")
 def _escaper(roles: frozenset[str]) -> Callable[[str], str]:
     """A function that escapes, in a text, every line that reads as a turn label.
 
-    A label is one of the standard role words or of `roles`, the lower-cased
-    roles of this conversation (such as a `ChatMessage` role).
+    A label is one of the standard role words or of `roles`, the other
+    lower-cased roles of this conversation (such as a `ChatMessage` role).
     """
     words = sorted(roles.union(_ROLE_WORDS), key=len, reverse=True)
     label = re.compile(
@@ -187,6 +190,9 @@ def _is_plain_human(message: BaseMessage) -> bool:
 
 def _render(message: BaseMessage, images: list[dict[str, Any]]) -> tuple[str, str]:
     """Return (label, body) for one message, appending its images to `images`."""
+    plain = _PLAIN_LABELS.get(type(message))
+    if plain is not None:  # an exact type: no `isinstance` walk (pydantic's is slow)
+        return _label(plain, message.name), _content_text(message, images)
     if isinstance(message, AIMessage):
         return _label("Assistant", message.name), _render_ai(message)
     if isinstance(message, ToolMessage):
@@ -202,8 +208,17 @@ def _render(message: BaseMessage, images: list[dict[str, Any]]) -> tuple[str, st
     return _label(label, message.name), _content_text(message, images)
 
 
+_PLAIN_LABELS: dict[type[BaseMessage], str] = {
+    HumanMessage: "User",
+    SystemMessage: "System",
+}
+"""Labels of the message types whose body is their content, as `_render` gives."""
+
+
 def _label(role: str, name: str | None) -> str:
-    name = _clean(name or "")
+    if not name:
+        return role
+    name = _clean(name)
     return f"{role} ({name})" if name else role
 
 
