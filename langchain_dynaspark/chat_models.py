@@ -1105,11 +1105,12 @@ class ChatDynaspark(BaseChatModel):
             usage_metadata=reply.usage,
             response_metadata=_metadata(call, reply, finish_reason),
         )
-        instructions = emulation.instructions(call.texts)
         return Attempt(
             message,
             text,
-            repair_prompt(call.texts["repair"], problem, instructions)
+            repair_prompt(
+                call.texts["repair"], problem, emulation.instructions(call.texts)
+            )
             if problem
             else None,
         )
