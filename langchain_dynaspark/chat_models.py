@@ -1037,6 +1037,10 @@ class ChatDynaspark(BaseChatModel):
         Raises:
             DynasparkInputError: If an argument is unknown or out of range.
         """
+        if not kwargs:  # the common call: nothing to check, no emulation
+            if self.endpoint == "form":
+                return None, {}, _NO_EMULATION
+            return None, self._sampling({}), _NO_EMULATION
         model = _pop_model(kwargs)
         given = {name: kwargs.pop(name) for name in SAMPLING_PARAMS if name in kwargs}
         for name, value in given.items():
@@ -1052,12 +1056,15 @@ class ChatDynaspark(BaseChatModel):
             self._warn_once(ignored)
             return model, {}, emulation
         self._warn_once(ignored)
-        sampling = {
+        return model, self._sampling(given), emulation
+
+    def _sampling(self, given: dict[str, Any]) -> dict[str, float | int]:
+        """The sampling parameters to send: the call's, else the model's."""
+        return {
             name: value
             for name in SAMPLING_PARAMS
             if (value := given.get(name, getattr(self, name))) is not None
         }
-        return model, sampling, emulation
 
     def _warn_once(self, names: set[str]) -> None:
         """Warn about ignored parameters not warned about before by this model."""
@@ -1329,6 +1336,10 @@ class _Emulation:
             tool_choice=self.tool_choice if self.tools else None,
             response_format=self.response_format,
         )
+
+
+_NO_EMULATION = _Emulation.pop({})
+"""The emulation of a call without tools or a response format (read only)."""
 
 
 def _pop_model(kwargs: dict[str, Any]) -> str | None:
