@@ -966,6 +966,8 @@ class ChatDynaspark(BaseChatModel):
         retries = _pop_format_retries(kwargs, self.format_retries)
         call = self._prepare(messages, stop, dict(kwargs), stream=False)
         attempt = await self._acall(call)
+        if attempt.repair_prompt is None:
+            return attempt.message  # the common case: no repair, no closure
 
         async def ask(conversation: list[BaseMessage], left: int) -> AIMessage:
             config = _repair_config(run_manager)
