@@ -13,6 +13,7 @@ import threading
 import warnings
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
+from operator import attrgetter, is_not
 from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.callbacks import (
@@ -607,14 +608,22 @@ class ChatDynaspark(BaseChatModel):
         shown without the `user:password@` they may carry. `stop` is shown as
         `stop_sequences`, apart from a call's `stop`.
         """
-        params = {}
-        for name, shown in _shown_settings(type(self)):
-            value = getattr(self, name)
-            if isinstance(value, str):
-                params[shown] = scrub_url(value)
-            elif not isinstance(value, (SecretStr, SecretBytes)):
-                params[shown] = value
-        return params
+        read, shown = _shown_settings(type(self))
+        values = read(self)
+        kept = _kept_params.get(id(self))
+        # LangChain reads this on every call: derived again only when a field
+        # holds another object (one changed in place is in the kept dict too).
+        if kept is None or kept[0] is not read or any(map(is_not, kept[1], values)):
+            params = {}
+            for name, value in zip(shown, values, strict=True):
+                if isinstance(value, str):
+                    params[name] = scrub_url(value)
+                elif not isinstance(value, (SecretStr, SecretBytes)):
+                    params[name] = value
+            if len(_kept_params) >= _MAX_KEPT_PARAMS:
+                _kept_params.clear()
+            kept = _kept_params[id(self)] = (read, values, params)
+        return dict(kept[2])
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         """Fields as pydantic shows them, with URL credentials scrubbed."""
@@ -1407,17 +1416,29 @@ Positional arguments only, in field order."""
 
 
 @functools.cache
-def _shown_settings(cls: type[BaseModel]) -> tuple[tuple[str, str], ...]:
-    """(field, name shown) of the settings `_identifying_params` shows.
+def _shown_settings(
+    cls: type[BaseModel],
+) -> tuple[Callable[[Any], tuple[Any, ...]], tuple[str, ...]]:
+    """What `_identifying_params` shows: a reader of the fields, and their names.
 
     The fields a `ChatDynaspark` class adds to `BaseChatModel`, less
-    `_SECRET_FIELDS`; worked out once per class, as it is read on every call.
+    `_SECRET_FIELDS`, read all at once by an `attrgetter` (in field order), and
+    the names they are shown under; worked out once per class.
     """
-    return tuple(
-        (name, _SHOWN_AS.get(name, name))
+    names = [
+        name
         for name in cls.model_fields
         if name not in BaseChatModel.model_fields and name not in _SECRET_FIELDS
-    )
+    ]
+    return attrgetter(*names), tuple(_SHOWN_AS.get(name, name) for name in names)
+
+
+_kept_params: dict[int, tuple[Any, tuple[Any, ...], dict[str, Any]]] = {}
+"""By `id` of a model: the reader, the field values its `_identifying_params`
+were derived from, and those. Params are a pure function of the class (its
+reader) and these objects, which the entry keeps alive, so a model that reuses
+an `id` gets them only if it holds the very same objects."""
+_MAX_KEPT_PARAMS = 256
 
 
 @functools.cache
