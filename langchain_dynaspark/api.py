@@ -17,11 +17,10 @@ Everything here is pure except `request` and `stream`, which go through
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from langchain_core.messages import BaseMessage, SystemMessage, UsageMetadata
@@ -32,6 +31,9 @@ from langchain_dynaspark.json_values import without_surrogates
 from langchain_dynaspark.reply import Reply, reply_text, server_message
 from langchain_dynaspark.sse import ServerSentEvent, SSEDecoder
 from langchain_dynaspark.transport import Answer, TransportSettings, get, stream_get
+
+if TYPE_CHECKING:
+    from types import TracebackType
 
 __all__ = [
     "DEFAULT_API_PATH",
@@ -147,7 +149,7 @@ def check_request_line(url: str, query: Mapping[str, str], limit: int) -> None:
 async def request(settings: TransportSettings, query: Mapping[str, str]) -> Reply:
     """Send one request and return the whole reply."""
     answer = await get(settings, query)
-    with _hiding(query.get("api_key")):
+    with _Hiding(query.get("api_key")):
         return parse_reply(answer, prompt=query.get("user_input"))
 
 
@@ -263,11 +265,11 @@ class _Events:
         if self._sse is None:
             self._body += chunk
             return []
-        with _hiding(self._secret):
+        with _Hiding(self._secret):
             return [self._piece(event) for event in self._sse.feed(chunk)]
 
     def end(self) -> list[Reply]:
-        with _hiding(self._secret):
+        with _Hiding(self._secret):
             if self._sse is None:
                 answer = Answer(
                     self._answer.headers, self._answer.content_type, bytes(self._body)
@@ -284,14 +286,30 @@ class _Events:
         return replace(piece, rate_limit=limits)
 
 
-@contextlib.contextmanager
-def _hiding(secret: str | None) -> Iterator[None]:
-    """Re-raise a reply error without `secret`, should the service quote it."""
-    try:
-        yield
-    except DynasparkResponseError as error:
-        if not secret:
-            raise
+class _Hiding:
+    """Re-raise a reply error without `secret`, should the service quote it.
+
+    A class, not a `contextlib.contextmanager`: it wraps every reply and every
+    streamed read, and entering it costs no generator.
+    """
+
+    __slots__ = ("_secret",)
+
+    def __init__(self, secret: str | None) -> None:
+        self._secret = secret
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        secret = self._secret
+        if not secret or not isinstance(error, DynasparkResponseError):
+            return
 
         def hide(text: str) -> str:
             for form in (secret, quote(secret, safe="")):

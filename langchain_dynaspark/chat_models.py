@@ -13,6 +13,7 @@ import threading
 import warnings
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
+from operator import attrgetter, is_not
 from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.callbacks import (
@@ -618,20 +619,22 @@ class ChatDynaspark(BaseChatModel):
         shown without the `user:password@` they may carry. `stop` is shown as
         `stop_sequences`, apart from a call's `stop`.
         """
-        return {
-            _SHOWN_AS.get(name, name): scrub_url(value)
-            if isinstance(value, str)
-            else value
-            for name, value in self._own_settings()
-            if name not in _SECRET_FIELDS
-            and not isinstance(value, (SecretStr, SecretBytes))
-        }
-
-    def _own_settings(self) -> Iterator[tuple[str, Any]]:
-        """(name, value) of the fields `ChatDynaspark` adds to `BaseChatModel`."""
-        for name in type(self).model_fields:
-            if name not in BaseChatModel.model_fields:
-                yield name, getattr(self, name)
+        read, shown = _shown_settings(type(self))
+        values = read(self)
+        kept = _kept_params.get(id(self))
+        # LangChain reads this on every call: derived again only when a field
+        # holds another object (one changed in place is in the kept dict too).
+        if kept is None or kept[0] is not read or any(map(is_not, kept[1], values)):
+            params = {}
+            for name, value in zip(shown, values, strict=True):
+                if isinstance(value, str):
+                    params[name] = scrub_url(value)
+                elif not isinstance(value, (SecretStr, SecretBytes)):
+                    params[name] = value
+            if len(_kept_params) >= _MAX_KEPT_PARAMS:
+                _kept_params.clear()
+            kept = _kept_params[id(self)] = (read, values, params)
+        return dict(kept[2])
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         """Fields as pydantic shows them, with URL credentials scrubbed."""
@@ -986,6 +989,8 @@ class ChatDynaspark(BaseChatModel):
         retries = _pop_format_retries(kwargs, self.format_retries)
         call = self._prepare(messages, stop, dict(kwargs), stream=False)
         attempt = await self._acall(call)
+        if attempt.repair_prompt is None:
+            return attempt.message  # the common case: no repair, no closure
 
         async def ask(conversation: list[BaseMessage], left: int) -> AIMessage:
             config = _repair_config(run_manager)
@@ -1057,6 +1062,10 @@ class ChatDynaspark(BaseChatModel):
         Raises:
             DynasparkInputError: If an argument is unknown or out of range.
         """
+        if not kwargs:  # the common call: nothing to check, no emulation
+            if self.endpoint == "form":
+                return None, {}, _NO_EMULATION
+            return None, self._sampling({}), _NO_EMULATION
         model = _pop_model(kwargs)
         given = {name: kwargs.pop(name) for name in SAMPLING_PARAMS if name in kwargs}
         for name, value in given.items():
@@ -1072,12 +1081,15 @@ class ChatDynaspark(BaseChatModel):
             self._warn_once(ignored)
             return model, {}, emulation
         self._warn_once(ignored)
-        sampling = {
+        return model, self._sampling(given), emulation
+
+    def _sampling(self, given: dict[str, Any]) -> dict[str, float | int]:
+        """The sampling parameters to send: the call's, else the model's."""
+        return {
             name: value
             for name in SAMPLING_PARAMS
             if (value := given.get(name, getattr(self, name))) is not None
         }
-        return model, sampling, emulation
 
     def _warn_once(self, names: set[str]) -> None:
         """Warn about ignored parameters not warned about before by this model."""
@@ -1125,11 +1137,12 @@ class ChatDynaspark(BaseChatModel):
             usage_metadata=reply.usage,
             response_metadata=_metadata(call, reply, finish_reason),
         )
-        instructions = emulation.instructions(call.texts)
         return Attempt(
             message,
             text,
-            repair_prompt(call.texts["repair"], problem, instructions)
+            repair_prompt(
+                call.texts["repair"], problem, emulation.instructions(call.texts)
+            )
             if problem
             else None,
         )
@@ -1174,12 +1187,12 @@ class ChatDynaspark(BaseChatModel):
         )
 
     def _image_limits(self) -> ImageLimits:
-        return ImageLimits(
-            max_side=self.max_image_side,
-            max_bytes=self.max_image_bytes,
-            max_pixels=self.max_image_pixels,
-            max_download_bytes=self.max_image_download_bytes,
-            strip_metadata=self.strip_image_metadata,
+        return _limits_of(
+            self.max_image_side,
+            self.max_image_bytes,
+            self.max_image_pixels,
+            self.max_image_download_bytes,
+            self.strip_image_metadata,
         )
 
     def _url(self) -> str:
@@ -1188,18 +1201,16 @@ class ChatDynaspark(BaseChatModel):
 
     def _transport_settings(self) -> TransportSettings:
         api_key = self.api_key.get_secret_value() if self.api_key else ""
-        return TransportSettings(
-            url=self._url(),
-            timeout=self.timeout,
-            connect_timeout=self.connect_timeout,
-            max_retries=self.max_retries,
-            proxy=self.proxy,
-            max_response_bytes=self.max_response_bytes,
-            max_connections=self.max_connections,
-            secrets=(api_key,) if api_key else (),
-            not_found_hint=(
-                api.NOT_FOUND_HINT if self.endpoint == "api" else form.NOT_FOUND_HINT
-            ),
+        return _settings_of(
+            self._url(),
+            self.timeout,
+            self.connect_timeout,
+            self.max_retries,
+            self.proxy,
+            self.max_response_bytes,
+            self.max_connections,
+            (api_key,) if api_key else (),
+            api.NOT_FOUND_HINT if self.endpoint == "api" else form.NOT_FOUND_HINT,
         )
 
 
@@ -1352,6 +1363,10 @@ class _Emulation:
         )
 
 
+_NO_EMULATION = _Emulation.pop({})
+"""The emulation of a call without tools or a response format (read only)."""
+
+
 def _pop_model(kwargs: dict[str, Any]) -> str | None:
     model = kwargs.pop("model", None)
     if model is not None and not isinstance(model, str):
@@ -1411,6 +1426,42 @@ def _check_sampling(name: str, value: Any) -> None:
     if not number or not math.isfinite(value) or not low <= value <= high:
         msg = f"`{name}` must be a number from {low:g} to {high:g}, not {value!r}."
         raise DynasparkInputError(msg)
+
+
+_limits_of = functools.lru_cache(maxsize=32)(ImageLimits)
+_settings_of = functools.lru_cache(maxsize=32)(TransportSettings)
+"""`ImageLimits` and `TransportSettings`, remembering their last results.
+
+A call derives these frozen settings from the model's fields, which are the same
+call after call (building them anew cost about 5 µs a call each). A result is
+shared only by calls with equal settings, so no caller sees another's.
+Positional arguments only, in field order."""
+
+
+@functools.cache
+def _shown_settings(
+    cls: type[BaseModel],
+) -> tuple[Callable[[Any], tuple[Any, ...]], tuple[str, ...]]:
+    """What `_identifying_params` shows: a reader of the fields, and their names.
+
+    The fields a `ChatDynaspark` class adds to `BaseChatModel`, less
+    `_SECRET_FIELDS`, read all at once by an `attrgetter` (in field order), and
+    the names they are shown under; worked out once per class.
+    """
+    names = [
+        name
+        for name in cls.model_fields
+        if name not in BaseChatModel.model_fields and name not in _SECRET_FIELDS
+    ]
+    return attrgetter(*names), tuple(_SHOWN_AS.get(name, name) for name in names)
+
+
+_kept_params: dict[int, tuple[Any, tuple[Any, ...], dict[str, Any]]] = {}
+"""By `id` of a model: the reader, the field values its `_identifying_params`
+were derived from, and those. Params are a pure function of the class (its
+reader) and these objects, which the entry keeps alive, so a model that reuses
+an `id` gets them only if it holds the very same objects."""
+_MAX_KEPT_PARAMS = 256
 
 
 @functools.cache

@@ -164,6 +164,8 @@ def literal_value(node: ast.AST) -> Any:
 def without_surrogates(value: Any) -> Any:
     """`value` with every lone surrogate in its strings replaced by U+FFFD."""
     if isinstance(value, str):
+        if value.isascii():  # O(1), and ASCII holds no surrogates
+            return value
         return _SURROGATE.sub("\ufffd", value) if _SURROGATE.search(value) else value
     if isinstance(value, list):
         return [without_surrogates(item) for item in value]

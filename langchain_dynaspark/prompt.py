@@ -108,23 +108,33 @@ def build_prompt(
         raise DynasparkInputError(msg)
     images: list[dict[str, Any]] = []
     parts = [_render(message, images) for message in messages]
-    if instructions is None and not any(body.strip() for _, body in parts):
+    # One pass for the checks and the conversation's own roles (a label's
+    # role, when it is not a standard one): it runs on every call.
+    has_text = instructions is not None
+    roles: set[str] = set()
+    for index, (label, body) in enumerate(parts, 1):
+        if not has_text and body.strip():
+            has_text = True
+        if not body.isascii():  # ASCII always encodes; the check is O(1)
+            _check_encodable(body, f"message {index} ({messages[index - 1].type})")
+        role = label.partition(" (")[0]
+        if role not in _STANDARD_LABELS:
+            roles.add(role.lower())
+    if not has_text:
         msg = (
             "Nothing to send: every message is empty. Pass a message with text "
             "or an image."
         )
         raise DynasparkInputError(msg)
-    for index, (_, body) in enumerate(parts, 1):
-        _check_encodable(body, f"message {index} ({messages[index - 1].type})")
-    if instructions is not None:
+    if instructions is not None and not instructions.isascii():
         _check_encodable(instructions, "the tool or format instructions")
-    escape = _escaper(frozenset(label.partition(" (")[0].lower() for label, _ in parts))
+    escape = _escaper(frozenset(roles.difference(_ROLE_WORD_SET)))
     if instructions is None and len(messages) == 1 and _is_plain_human(messages[0]):
         return Prompt(escape(parts[0][1]), tuple(images))
     lines = [f"System: {escape(instructions)}"] if instructions else []
-    lines.extend(
+    lines += [
         f"{label}: {escape(body)}" if body else f"{label}:" for label, body in parts
-    )
+    ]
     lines.append(ASSISTANT_CUE)
     return Prompt("\n\n".join(lines), tuple(images))
 
@@ -141,6 +151,11 @@ _ROLE_WORDS = (
     "developer",
 )
 """Role words that start a turn, or that a model would read as one."""
+_ROLE_WORD_SET = frozenset(_ROLE_WORDS)
+_STANDARD_LABELS = frozenset(
+    {"System", "User", "Assistant", "Tool result", "Tool error"}
+)
+"""Labels `_render` gives whose role word is one of `_ROLE_WORDS`."""
 _LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 """Everything `str.splitlines` splits at: a model may read any of them as a break."""
 _DECORATION = rf"(?:[^\S{_LINE_BREAKS}]|[*_#>])*"
@@ -173,8 +188,8 @@ _SPACES = rf"[^\S{_LINE_BREAKS}]+"
 def _escaper(roles: frozenset[str]) -> Callable[[str], str]:
     """A function that escapes, in a text, every line that reads as a turn label.
 
-    A label is one of the standard role words or of `roles`, the lower-cased
-    roles of this conversation (such as a `ChatMessage` role).
+    A label is one of the standard role words or of `roles`, the other
+    lower-cased roles of this conversation (such as a `ChatMessage` role).
     """
     folded_roles = {_folded(role) for role in roles}
     words = sorted(folded_roles.union(_ROLE_WORDS), key=len, reverse=True)
@@ -235,6 +250,9 @@ def _is_plain_human(message: BaseMessage) -> bool:
 
 def _render(message: BaseMessage, images: list[dict[str, Any]]) -> tuple[str, str]:
     """Return (label, body) for one message, appending its images to `images`."""
+    plain = _PLAIN_LABELS.get(type(message))
+    if plain is not None:  # an exact type: no `isinstance` walk (pydantic's is slow)
+        return _label(plain, message.name), _content_text(message, images)
     if isinstance(message, AIMessage):
         return _label("Assistant", message.name), _render_ai(message)
     if isinstance(message, ToolMessage):
@@ -250,8 +268,17 @@ def _render(message: BaseMessage, images: list[dict[str, Any]]) -> tuple[str, st
     return _label(label, message.name), _content_text(message, images)
 
 
+_PLAIN_LABELS: dict[type[BaseMessage], str] = {
+    HumanMessage: "User",
+    SystemMessage: "System",
+}
+"""Labels of the message types whose body is their content, as `_render` gives."""
+
+
 def _label(role: str, name: str | None) -> str:
-    name = _clean(name or "")
+    if not name:
+        return role
+    name = _clean(name)
     return f"{role} ({name})" if name else role
 
 

@@ -24,4 +24,6 @@ def scrub_url(text: str) -> str:
         scrub_url("http://me:secret@proxy:3128")  # 'http://***@proxy:3128'
         ```
     """
+    if "@" not in text:
+        return text  # no user information without an `@`: the common case, fast
     return _USERINFO.sub("***@", text)
