@@ -20,7 +20,8 @@ Which answer comes back is up to you:
   dropped connection), each used by one request, in order;
 - `rules` answer prompts that match a regular expression with a fixed text;
 - otherwise a literal-minded stand-in for the model answers the prompts that
-  ask for tool calls or for JSON in a schema, as the instructions ask
+  ask for tool calls or for JSON in a schema, as the instructions ask, and
+  the format-repair requests that restate them
   (`langchain_dynaspark.testing.stand_in`), so examples and agents run and end;
 - and any other prompt is echoed: `Echo: <user_input>`.
 

@@ -12,6 +12,11 @@ instructions to the letter would:
   with the user's text, else the first), with arguments filled from the tool's
   schema;
 - the last turn is a tool's result: it answers in prose from the results;
+- the last turn asks it to repair its reply (the `repair` text, after its own
+  reply): it answers again in the form the turn restates, as it would have
+  answered the user (a forced call, else a tool not yet called since the
+  user's turn, so an agent moves on; an object that fits the schema; a JSON
+  object);
 - the prompt carries a JSON schema: it answers with an object that fits it;
 - JSON mode: an object with the keys the user quoted (else `answer`), each
   holding the user's first sentence;
@@ -46,6 +51,8 @@ _FORCED = re.compile(
 _SCHEMA_HEAD = DEFAULT_INSTRUCTIONS["json_schema"].partition("{schema}")[0]
 _JSON_MODE = DEFAULT_INSTRUCTIONS["json_mode"]
 _NO_TOOLS = DEFAULT_INSTRUCTIONS["none"]
+_REPAIR_HEAD, _, _REPAIR_REST = DEFAULT_INSTRUCTIONS["repair"].partition("{error}")
+_REPAIR_MIDDLE, _, _REPAIR_TAIL = _REPAIR_REST.partition("{form}")
 _PARTS = "\n\n"
 """Between the parts of the instructions, and between turns."""
 _TOOL_HEAD = re.compile(r"- ([^\s:]+)")
@@ -86,13 +93,24 @@ class _Tool:
 
 
 @dataclass(frozen=True)
-class _Read:
-    """A prompt as `ChatDynaspark` wrote it: instructions, then the turns."""
+class _Form:
+    """The form the instructions ask a reply to take."""
 
     tools: list[_Tool]
     forced: str | None
     schema: dict[str, Any] | None
     json_mode: bool
+
+
+_FREE = _Form([], None, None, json_mode=False)
+"""No form asked for."""
+
+
+@dataclass(frozen=True)
+class _Read:
+    """A prompt as `ChatDynaspark` wrote it: instructions, then the turns."""
+
+    form: _Form
     turns: list[_Turn]
 
 
@@ -105,19 +123,42 @@ def reply(prompt: str) -> str | None:
     read = _read(prompt)
     if read is None or not read.turns:
         return None
-    last = read.turns[-1]
+    turns = read.turns
+    last = turns[-1]
     if last.label in {"Tool result", "Tool error"}:
-        return _prose(read.turns)
-    if last.label != "User":
+        return _prose(turns)
+    if last.label == "User":
+        return _answer(read.form, last.text, frozenset())
+    form = _repair_form(turns)
+    if form is None:
         return None
-    if read.tools:
-        tool = _pick(read.tools, read.forced, last.text)
-        call = {"name": tool.name, "arguments": fill_schema(tool.schema, last.text)}
+    user = next(
+        (i for i in reversed(range(len(turns))) if turns[i].label == "User"), -1
+    )
+    called = frozenset(
+        turn.detail.partition(",")[0]
+        for turn in turns[user + 1 :]
+        if turn.label in {"Tool result", "Tool error"}
+    )
+    return _answer(form, turns[user].text if user >= 0 else "", called)
+
+
+def _answer(form: _Form, text: str, called: frozenset[str]) -> str | None:
+    """The reply in `form` to the user's `text`, or `None` if no form is asked for.
+
+    Args:
+        form: What the instructions ask for.
+        text: The user's last turn.
+        called: Tools whose results are already shown since that turn.
+    """
+    if form.tools:
+        tool = _pick(form.tools, form.forced, text, called)
+        call = {"name": tool.name, "arguments": fill_schema(tool.schema, text)}
         answer: Any = {"tool_calls": [call]}
-    elif read.schema is not None:
-        answer = fill_schema(read.schema, last.text)
-    elif read.json_mode:
-        answer = _any_object(last.text)
+    elif form.schema is not None:
+        answer = fill_schema(form.schema, text)
+    elif form.json_mode:
+        answer = _any_object(text)
     else:
         return None
     return json.dumps(answer, ensure_ascii=False)
@@ -139,30 +180,65 @@ def _read(prompt: str) -> _Read | None:
         return None
     body = prompt[: -len(ASSISTANT_CUE)]
     if not body.startswith(_SYSTEM):
-        return _Read([], None, None, False, _turns(body))
-    decoder = json.JSONDecoder()
+        return _Read(_FREE, _turns(body))
+    try:
+        form, position = _read_form(body, len(_SYSTEM))
+    except ValueError:
+        return None
+    if form == _FREE:
+        position = 0
+    return _Read(form, _turns(body[position:]))
+
+
+def _read_form(text: str, position: int) -> tuple[_Form, int]:
+    """The instructions `build_instructions` wrote from `position` on, and their end.
+
+    Raises:
+        ValueError: If a listing or a schema in them does not parse.
+    """
     tools: list[_Tool] = []
     forced = schema = None
     json_mode = False
-    position = len(_SYSTEM)
-    try:
-        if body.startswith(_SYSTEM + _TOOLS_HEAD):
-            tools, position = _read_tools(body, position + len(_TOOLS_HEAD))
-            tail = body.index(_TOOLS_TAIL, position)
-            choice = _FORCED.search(body, position, tail)
-            forced = choice.group(1) if choice else None
-            position = tail + len(_TOOLS_TAIL) + len(_PARTS)
-        elif body.startswith(_NO_TOOLS, position):
-            position += len(_NO_TOOLS) + len(_PARTS)
-        if body.startswith(_SCHEMA_HEAD, position):
-            schema, position = decoder.raw_decode(body, position + len(_SCHEMA_HEAD))
-        elif body.startswith(_JSON_MODE, position):
-            json_mode, position = True, position + len(_JSON_MODE)
-    except ValueError:
+    gap = ""
+    if text.startswith(_TOOLS_HEAD, position):
+        tools, position = _read_tools(text, position + len(_TOOLS_HEAD))
+        tail = text.index(_TOOLS_TAIL, position)
+        choice = _FORCED.search(text, position, tail)
+        forced = choice.group(1) if choice else None
+        position, gap = tail + len(_TOOLS_TAIL), _PARTS
+    elif text.startswith(_NO_TOOLS, position):
+        position, gap = position + len(_NO_TOOLS), _PARTS
+    if text.startswith(gap + _SCHEMA_HEAD, position):
+        start = position + len(gap + _SCHEMA_HEAD)
+        schema, position = json.JSONDecoder().raw_decode(text, start)
+    elif text.startswith(gap + _JSON_MODE, position):
+        json_mode, position = True, position + len(gap + _JSON_MODE)
+    return _Form(tools, forced, schema, json_mode), position
+
+
+def _repair_form(turns: list[_Turn]) -> _Form | None:
+    """The form a repair turn (last, after the model's reply) restates, if it is one.
+
+    The turn is the `repair` text with the error and the form filled in; the
+    error is the package's, but may quote the model, so every place the form
+    may start is tried until one reads as a whole form.
+    """
+    if len(turns) < 2 or turns[-2].label != "Assistant" or turns[-1].label != "System":
         return None
-    if not tools and schema is None and not json_mode:
-        position = 0
-    return _Read(tools, forced, schema, json_mode, _turns(body[position:]))
+    text = turns[-1].text
+    if not text.startswith(_REPAIR_HEAD) or not text.endswith(_REPAIR_TAIL):
+        return None
+    end = len(text) - len(_REPAIR_TAIL)
+    start = text.find(_REPAIR_MIDDLE, len(_REPAIR_HEAD))
+    while start != -1:
+        try:
+            form, position = _read_form(text[:end], start + len(_REPAIR_MIDDLE))
+        except ValueError:
+            form, position = _FREE, -1
+        if position == end and form != _FREE:
+            return form
+        start = text.find(_REPAIR_MIDDLE, start + 1)
+    return None
 
 
 def _read_tools(body: str, position: int) -> tuple[list[_Tool], int]:
@@ -202,15 +278,19 @@ def _quoted(text: str) -> list[str]:
     return [next(filter(None, match.groups())) for match in _QUOTED.finditer(text)]
 
 
-def _pick(tools: list[_Tool], forced: str | None, text: str) -> _Tool:
+def _pick(
+    tools: list[_Tool], forced: str | None, text: str, called: frozenset[str]
+) -> _Tool:
+    """The forced tool, else (among those not `called`, if any) one fitting `text`."""
     for tool in tools:
         if tool.name == forced:
             return tool
+    fresh = [tool for tool in tools if tool.name not in called] or tools
     asked = _words(text)
-    for tool in tools:
+    for tool in fresh:
         if _words(f"{tool.name} {tool.description}") & asked:
             return tool
-    return tools[0]
+    return fresh[0]
 
 
 def _words(text: str) -> set[str]:

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 
 from langchain_dynaspark import ChatDynaspark
 from langchain_dynaspark.instructions import DEFAULT_INSTRUCTIONS
-from langchain_dynaspark.testing.server import DynasparkTestServer
+from langchain_dynaspark.testing.server import DynasparkTestServer, Rule
 
 ran: list[tuple[str, dict[str, Any]]] = []
 
@@ -403,3 +403,76 @@ def test_the_answer_wins_over_an_echoed_schema(server: DynasparkTestServer) -> N
 def test_structured_output_names_what_is_accepted_in_the_instructions() -> None:
     assert "{error}" in DEFAULT_INSTRUCTIONS["repair"]
     assert "{form}" in DEFAULT_INSTRUCTIONS["repair"]
+
+
+# --- repair answered by the server's stand-in ----------------------------------------
+# Only the first, bad reply is scripted: the repair request is answered by the
+# stand-in, as it is for users of the offline set-up.
+
+
+@pytest.mark.parametrize("choice", ["get_weather", "any"])
+def test_the_stand_in_answers_a_repair_with_the_forced_call(
+    server: DynasparkTestServer, choice: str
+) -> None:
+    server.script("It is probably sunny.")
+    bound = ChatDynaspark(base_url=server.url).bind_tools(
+        [get_weather, add], tool_choice=choice
+    )
+    result = bound.invoke("What is the weather in Paris?")
+    assert _calls(result) == [("get_weather", {"city": "Paris"})]
+    assert _invalid(result) == []
+    assert result.response_metadata["format_retries"] == 1
+    assert len(server.requests) == 2
+    assert "Your last reply could not be used" in _prompt(server)
+
+
+@pytest.mark.parametrize("method", ["json_schema", "function_calling"])
+def test_the_stand_in_answers_a_structured_repair_with_an_object(
+    server: DynasparkTestServer, method: str
+) -> None:
+    server.script("I think it was Titanic, in 1997.")
+    model = ChatDynaspark(base_url=server.url)
+    structured = model.with_structured_output(Movie, method=method, include_raw=True)  # type: ignore[arg-type]
+    result = structured.invoke("Which film won Best Picture in 1998?")
+    assert isinstance(result, dict)
+    assert result["parsing_error"] is None
+    assert result["parsed"] == Movie(title="Best Picture", year=1998)
+    assert result["raw"].response_metadata["format_retries"] == 1
+    assert len(server.requests) == 2
+
+
+def test_the_stand_in_answers_a_json_mode_repair_with_an_object(
+    server: DynasparkTestServer,
+) -> None:
+    server.script("Why did the chicken cross the road?")
+    model = ChatDynaspark(base_url=server.url)
+    structured = model.with_structured_output(method="json_mode")
+    result = structured.invoke("Tell me a joke. Use the keys 'setup' and 'punchline'.")
+    assert result == {"setup": "Tell me a joke.", "punchline": "Tell me a joke."}
+    assert len(server.requests) == 2
+
+
+def test_a_rule_still_answers_a_repair_before_the_stand_in() -> None:
+    rule = Rule(pattern="Your last reply could not be used", reply="Still prose.")
+    with DynasparkTestServer(rules=[rule]) as server:
+        server.script("It is probably sunny.")
+        model = ChatDynaspark(base_url=server.url)
+        bound = model.bind_tools([get_weather], tool_choice="any")
+        result = bound.invoke("What is the weather in Paris?")
+    assert result.content == "Still prose."
+    assert result.tool_calls == []
+    assert len(server.requests) == 2
+
+
+def test_an_agent_with_a_response_format_ends_on_the_stand_in(
+    server: DynasparkTestServer,
+) -> None:
+    # The structured-output tool forces a call: the prose answer after the
+    # weather is repaired, and the stand-in then calls the tool not yet called.
+    agent = create_agent(
+        ChatDynaspark(base_url=server.url), tools=[get_weather], response_format=Movie
+    )
+    state = agent.invoke({"messages": [HumanMessage("What is the weather in Paris?")]})
+    assert ran == [("get_weather", {"city": "Paris"})]
+    assert state["structured_response"] == Movie(title="Paris", year=1)
+    assert len(server.requests) == 3

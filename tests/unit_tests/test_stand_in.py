@@ -11,14 +11,31 @@ import json
 from typing import Any, Literal
 
 import pytest
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
 from langchain_core.tools import tool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, Field
 
-from langchain_dynaspark.instructions import build_instructions, resolve_instructions
+from langchain_dynaspark.format_repair import (
+    Attempt,
+    format_problem,
+    repair,
+    repair_prompt,
+)
+from langchain_dynaspark.instructions import (
+    DEFAULT_INSTRUCTIONS,
+    build_instructions,
+    resolve_instructions,
+)
 from langchain_dynaspark.prompt import build_prompt
 from langchain_dynaspark.testing.stand_in import fill_schema, reply
+from langchain_dynaspark.tool_calls import parse_tool_calls
 
 
 @tool
@@ -174,4 +191,162 @@ def test_json_mode_answers_with_the_quoted_keys() -> None:
     ids=["plain", "conversation", "tool-choice-none", "custom-instructions"],
 )
 def test_anything_else_is_left_to_the_echo(text: str) -> None:
+    assert reply(text) is None
+
+
+# --- repair requests -------------------------------------------------------------
+
+
+def repair_request(
+    messages: list[BaseMessage],
+    bad_reply: str,
+    *,
+    problem: str | None = None,
+    overrides: dict[str, str] | None = None,
+    **emulation: Any,
+) -> str:
+    """The prompt of the repair request `ChatDynaspark` sends after `bad_reply`.
+
+    Built as the client builds it: `format_problem` finds what is wrong (unless
+    `problem` is given), `repair` makes the conversation to send.
+    """
+    texts = resolve_instructions(overrides)
+    instructions = build_instructions(texts, **emulation)
+    if problem is None:
+        offered = {
+            tool["function"]["name"]: tool["function"]["parameters"]
+            for tool in emulation.get("tools", ())
+        }
+        problem = format_problem(
+            parse_tool_calls(bad_reply, offered),
+            bad_reply,
+            tool_choice=emulation.get("tool_choice", "auto") if offered else None,
+            response_format=emulation.get("response_format"),
+        )
+    assert problem is not None, "the reply needs no repair"
+    sent: list[list[BaseMessage]] = []
+
+    def ask(conversation: list[BaseMessage], retries: int) -> AIMessage:
+        sent.append(conversation)
+        return AIMessage("")
+
+    attempt = Attempt(
+        AIMessage(bad_reply),
+        bad_reply,
+        repair_prompt(texts["repair"], problem, instructions),
+    )
+    repair(messages, attempt, 1, ask)
+    [conversation] = sent
+    return build_prompt(conversation, instructions=instructions).text
+
+
+WEATHER = [HumanMessage("What is the weather in Paris right now?")]
+
+
+@pytest.mark.parametrize("choice", ["get_weather", "any"])
+def test_a_prose_reply_to_a_forced_call_is_repaired_with_the_call(choice: str) -> None:
+    text = repair_request(WEATHER, "It is sunny.", tools=TOOLS, tool_choice=choice)
+    assert "Your last reply could not be used" in text
+    assert json.loads(reply(text) or "") == {
+        "tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]
+    }
+
+
+def test_the_forced_tool_is_called_even_when_another_fits_the_question() -> None:
+    text = repair_request(
+        WEATHER, "It is sunny.", tools=TOOLS, tool_choice="lookup_stock"
+    )
+    call = json.loads(reply(text) or "")["tool_calls"][0]
+    assert call == {"name": "lookup_stock", "arguments": {"symbol": "Paris"}}
+
+
+def test_invalid_arguments_under_auto_are_repaired_with_a_valid_call() -> None:
+    bad = '{"tool_calls": [{"name": "get_weather", "arguments": {"city": 3}}]}'
+    text = repair_request(WEATHER, bad, tools=TOOLS)
+    assert "city: 3 is not of type 'string'" in text
+    assert json.loads(reply(text) or "") == {
+        "tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]
+    }
+
+
+def test_after_a_tool_result_the_repair_calls_a_tool_not_yet_called() -> None:
+    call = {"name": "get_weather", "args": {"city": "Paris"}, "id": "call_1"}
+    messages: list[BaseMessage] = [
+        *WEATHER,
+        AIMessage("", tool_calls=[call]),
+        ToolMessage("Sunny", tool_call_id="call_1", name="get_weather"),
+    ]
+    text = repair_request(messages, "Sunny.", tools=TOOLS, tool_choice="any")
+    assert json.loads(reply(text) or "") == {
+        "tool_calls": [{"name": "lookup_stock", "arguments": {"symbol": "Paris"}}]
+    }
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["I think it was Titanic, in 1997.", '{"title": "Titanic", "year": "late 90s"}'],
+    ids=["unparseable", "fails-validation"],
+)
+def test_a_structured_reply_is_repaired_with_an_object_that_validates(
+    bad: str,
+) -> None:
+    text = repair_request(
+        [HumanMessage("Which film won Best Picture in 1998?")],
+        bad,
+        response_format=schema_format(Movie.model_json_schema()),
+    )
+    assert Movie.model_validate_json(reply(text) or "") == Movie(
+        title="Best Picture", year=1998
+    )
+
+
+def test_json_mode_is_repaired_with_the_quoted_keys() -> None:
+    text = repair_request(
+        [HumanMessage("Tell me a joke. Use the keys 'setup' and 'punchline'.")],
+        "Why did the chicken cross the road?",
+        response_format={"type": "json_object"},
+    )
+    assert json.loads(reply(text) or "") == {
+        "setup": "Tell me a joke.",
+        "punchline": "Tell me a joke.",
+    }
+
+
+def test_an_error_that_quotes_the_repair_text_does_not_hide_the_form() -> None:
+    middle = DEFAULT_INSTRUCTIONS["repair"].split("{error}")[1].split("{form}")[0]
+    text = repair_request(
+        WEATHER,
+        "It is sunny.",
+        problem=f"The reply said {middle}nothing useful.",
+        tools=TOOLS,
+        tool_choice="get_weather",
+    )
+    assert json.loads(reply(text) or "")["tool_calls"][0]["name"] == "get_weather"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        repair_request(
+            WEATHER,
+            "It is sunny.",
+            overrides={"repair": "Wrong: {error}. Do this: {form}"},
+            tools=TOOLS,
+            tool_choice="any",
+        ),
+        prompt([*WEATHER, AIMessage("It is sunny."), SystemMessage("Be brief.")]),
+        repair_request(
+            WEATHER,
+            "It is sunny.",
+            problem="You had to call a tool.",
+            overrides={"tools": "Tools: {tools}\n{choice}"},
+            tools=TOOLS,
+            tool_choice="any",
+        ),
+    ],
+    ids=["custom-repair-text", "other-system-turn", "custom-form"],
+)
+def test_what_is_not_a_repair_request_it_reads_is_left_to_the_echo(
+    text: str,
+) -> None:
     assert reply(text) is None
