@@ -201,72 +201,46 @@ async def post_form(
     Raises:
         DynasparkError: A typed subclass for each failure; see `errors`.
     """
-    pool = await _pool(settings.max_connections)
-    timeout = _client_timeout(settings.timeout, settings.connect_timeout)
-    proxy, proxy_auth = await _proxy_for(settings.url, settings.proxy)
     _check_encodable(fields)
+    timeout = _client_timeout(settings.timeout, settings.connect_timeout)
     prompt = fields.get(_PROMPT_FIELD)
-    attempts = settings.max_retries + 1
-    for attempt in range(1, attempts + 1):
-        retry_after: float | None = None
+
+    async def attempt(pool: _Pool, proxy: _Proxy, tried: int) -> bytes:
         url = settings.url
-        try:
-            # The timeout starts inside: a request waiting for a slot has not left.
-            async with pool.slots:
-                for _ in range(MAX_REDIRECTS + 1):
-                    if upload is None:
-                        data: Any = urlencode(fields).encode()
-                        headers = _FORM_HEADERS
-                    else:
-                        data = _multipart(fields, upload)
-                        headers = _HEADERS
-                    async with pool.session.post(
-                        url,
-                        data=data,
-                        headers=headers,
-                        timeout=timeout,
-                        proxy=proxy,
-                        proxy_auth=proxy_auth,
-                        allow_redirects=False,
-                    ) as response:
-                        location = _location(response)
-                        if response.status in _KEPT_REDIRECTS and location:
-                            url = location
-                            continue
-                        if response.status == 200:
-                            return _as_utf8(
-                                await _read(response, settings.max_response_bytes),
-                                response.charset,
-                            )
-                        body = await _read_start(response, settings.max_response_bytes)
-                        break
+        # The timeout starts inside: a request waiting for a slot has not left.
+        async with pool.slots:
+            for _ in range(MAX_REDIRECTS + 1):
+                if upload is None:
+                    data: Any = urlencode(fields).encode()
+                    headers = _FORM_HEADERS
                 else:
-                    body = b""
-                retry_after = _retry_after(response.headers)
-                said = server_message(body, prompt=prompt)
-                error: DynasparkError = _status_error(
-                    response.status,
-                    retry_after,
-                    said,
-                    settings,
-                    attempt,
-                    location=location,
-                )
-        except asyncio.TimeoutError as exc:
-            error = _timeout_error(exc, settings, attempt)
-        except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError) as exc:
-            msg = (
-                f"Cannot send a request to {_scrub(str(exc), settings)!r}: it is not "
-                "an http(s) URL. Check `base_url` and `path`."
-            )
-            raise DynasparkInputError(msg) from None
-        except aiohttp.ClientError as exc:
-            error = _connection_error(exc, settings, attempt, proxy=proxy)
-        if attempt == attempts or not _retryable(error) or _wait_too_long(retry_after):
-            raise error
-        await asyncio.sleep(_wait_before_retry(retry_after, attempt))
-    msg = "unreachable: the retry loop always returns or raises"
-    raise AssertionError(msg)
+                    data = _multipart(fields, upload)
+                    headers = _HEADERS
+                async with pool.session.post(
+                    url,
+                    data=data,
+                    headers=headers,
+                    timeout=timeout,
+                    proxy=proxy[0],
+                    proxy_auth=proxy[1],
+                    allow_redirects=False,
+                ) as response:
+                    location = _location(response)
+                    if response.status in _KEPT_REDIRECTS and location:
+                        url = location
+                        continue
+                    if response.status == 200:
+                        return _as_utf8(
+                            await _read(response, settings.max_response_bytes),
+                            response.charset,
+                        )
+                    body = await _read_start(response, settings.max_response_bytes)
+                    break
+            else:
+                body = b""
+        raise _refusal(response, body, prompt, settings, tried, location=location)
+
+    return await _with_retries(settings, attempt)
 
 
 async def get(settings: TransportSettings, params: Mapping[str, str]) -> Answer:
@@ -355,17 +329,14 @@ async def _exchange(
     timeout: aiohttp.ClientTimeout,
     read: Callable[[aiohttp.ClientResponse], Awaitable[T]],
 ) -> T:
-    """The retry loop of a GET: what `read` makes of a `200` answer.
+    """A GET, retried: what `read` makes of a `200` answer.
 
     Once `read` has returned, it owns the response: it released it, or handed
     it on; if `read` fails, the response is released here.
     """
-    pool = await _pool(settings.max_connections)
-    proxy, proxy_auth = await _proxy_for(settings.url, settings.proxy)
     prompt = params.get(_PROMPT_FIELD)
-    attempts = settings.max_retries + 1
-    for attempt in range(1, attempts + 1):
-        retry_after: float | None = None
+
+    async def attempt(pool: _Pool, proxy: _Proxy, tried: int) -> T:
         response: aiohttp.ClientResponse | None = None
         try:
             # The slot is held until the answer has started (its first items).
@@ -376,8 +347,8 @@ async def _exchange(
                     params=params,
                     headers=headers,
                     timeout=timeout,
-                    proxy=proxy,
-                    proxy_auth=proxy_auth,
+                    proxy=proxy[0],
+                    proxy_auth=proxy[1],
                     allow_redirects=False,
                 )
                 if response.status == 200:
@@ -385,14 +356,65 @@ async def _exchange(
                     response = None  # `read` has released it, or handed it on.
                     return result
                 body = await _read_start(response, settings.max_response_bytes)
-            retry_after = _retry_after(response.headers)
-            said = server_message(body, prompt=prompt)
-            said = said and _scrub(said, settings)
-            error: DynasparkError = _status_error(
-                response.status, retry_after, said, settings, attempt
-            )
+            raise _refusal(response, body, prompt, settings, tried)
+        finally:
+            if response is not None:
+                response.release()
+
+    return await _with_retries(settings, attempt)
+
+
+class _Refused(Exception):
+    """A non-`200` answer: the error it is, and the wait the service asked for."""
+
+    def __init__(self, error: DynasparkError, retry_after: float | None) -> None:
+        super().__init__(error)
+        self.error = error
+        self.retry_after = retry_after
+
+
+def _refusal(
+    response: aiohttp.ClientResponse,
+    body: bytes,
+    prompt: str | None,
+    settings: TransportSettings,
+    attempt: int,
+    *,
+    location: str | None = None,
+) -> _Refused:
+    """What a non-`200` answer means, as the `_Refused` the retry loop reads."""
+    retry_after = _retry_after(response.headers)
+    said = server_message(body, prompt=prompt)
+    said = said and _scrub(said, settings)
+    error = _status_error(
+        response.status, retry_after, said, settings, attempt, location=location
+    )
+    return _Refused(error, retry_after)
+
+
+async def _with_retries(
+    settings: TransportSettings,
+    attempt: Callable[[_Pool, _Proxy, int], Awaitable[T]],
+) -> T:
+    """The retry loop of every request: `attempt` until it returns, or gives up.
+
+    `attempt` gets the pool, the proxy and its own number (from 1), and returns
+    the answer or raises: `_Refused` for a non-`200` answer, or aiohttp's and
+    asyncio's own errors, which become typed errors here. Transient failures
+    are retried with backoff, or after the service's `Retry-After`; a wait
+    longer than `MAX_RETRY_AFTER` raises at once.
+    """
+    pool = await _pool(settings.max_connections)
+    proxy = await _proxy_for(settings.url, settings.proxy)
+    attempts = settings.max_retries + 1
+    for tried in range(1, attempts + 1):
+        retry_after: float | None = None
+        try:
+            return await attempt(pool, proxy, tried)
+        except _Refused as refused:
+            error, retry_after = refused.error, refused.retry_after
         except asyncio.TimeoutError as exc:
-            error = _timeout_error(exc, settings, attempt)
+            error = _timeout_error(exc, settings, tried)
         except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError) as exc:
             msg = (
                 f"Cannot send a request to {_scrub(str(exc), settings)!r}: it is not "
@@ -400,13 +422,10 @@ async def _exchange(
             )
             raise DynasparkInputError(msg) from None
         except aiohttp.ClientError as exc:
-            error = _connection_error(exc, settings, attempt, proxy=proxy)
-        finally:
-            if response is not None:
-                response.release()
-        if attempt == attempts or not _retryable(error) or _wait_too_long(retry_after):
+            error = _connection_error(exc, settings, tried, proxy=proxy[0])
+        if tried == attempts or not _retryable(error) or _wait_too_long(retry_after):
             raise error
-        await asyncio.sleep(_wait_before_retry(retry_after, attempt))
+        await asyncio.sleep(_wait_before_retry(retry_after, tried))
     msg = "unreachable: the retry loop always returns or raises"
     raise AssertionError(msg)
 
@@ -654,9 +673,11 @@ _env_proxies: dict[tuple[str | None, ...], tuple[URL | None, aiohttp.BasicAuth |
 _env_proxies = {}
 
 
-async def _proxy_for(
-    url: str, proxy: str | None
-) -> tuple[str | URL | None, aiohttp.BasicAuth | None]:
+_Proxy = tuple[str | URL | None, aiohttp.BasicAuth | None]
+"""A proxy and its credentials, as `_proxy_for` finds them."""
+
+
+async def _proxy_for(url: str, proxy: str | None) -> _Proxy:
     """The proxy for `url`, and its credentials: `proxy`, else the environment's.
 
     The environment's answer (`HTTP(S)_PROXY`, `NO_PROXY`, proxy credentials
