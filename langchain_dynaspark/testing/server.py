@@ -317,6 +317,23 @@ class DynasparkTestServer:
             self._peers.add(peer)
             self.connections += 1
 
+    def _record(
+        self,
+        request: web.Request,
+        fields: Mapping[str, str],
+        file: UploadedFile | None,
+    ) -> None:
+        self.requests.append(
+            RecordedRequest(
+                method=request.method,
+                path=request.path,
+                content_type=request.content_type,
+                headers=dict(request.headers),
+                fields=fields,
+                file=file,
+            )
+        )
+
     async def _generate(self, request: web.Request) -> web.StreamResponse:
         assert request.transport is not None
         self._count_connection(request)
@@ -328,16 +345,7 @@ class DynasparkTestServer:
             if isinstance(upload, web.FileField)
             else None
         )
-        self.requests.append(
-            RecordedRequest(
-                method=request.method,
-                path=request.path,
-                content_type=request.content_type,
-                headers=dict(request.headers),
-                fields=fields,
-                file=file,
-            )
-        )
+        self._record(request, fields, file)
         reply = self._script.popleft() if self._script else None
         if reply is not None and reply.delay:
             await asyncio.sleep(reply.delay)
@@ -355,16 +363,7 @@ class DynasparkTestServer:
         assert request.transport is not None
         self._count_connection(request)
         query = dict(request.query)
-        self.requests.append(
-            RecordedRequest(
-                method=request.method,
-                path=request.path,
-                content_type=request.content_type,
-                headers=dict(request.headers),
-                fields=query,
-                file=None,
-            )
-        )
+        self._record(request, query, None)
         limits, refusal = self._admit(request)
         if refusal is not None:
             return refusal

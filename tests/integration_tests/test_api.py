@@ -74,21 +74,6 @@ def _eventually(condition: Callable[[], object]) -> bool:
     return True
 
 
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Record each `asyncio.sleep` wait instead of waiting it."""
-    real_sleep = asyncio.sleep
-    waits: list[float] = []
-
-    async def record(delay: float, result: Any = None) -> Any:
-        if delay > 0:
-            waits.append(delay)
-        return await real_sleep(0, result)
-
-    monkeypatch.setattr(asyncio, "sleep", record)
-    return waits
-
-
 class Tokens(BaseCallbackHandler):
     def __init__(self) -> None:
         self.tokens: list[str] = []

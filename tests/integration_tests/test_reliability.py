@@ -89,21 +89,6 @@ def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(transport, "BACKOFF_BASE", 0.01)
 
 
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Record each `asyncio.sleep` wait instead of waiting it."""
-    real_sleep = asyncio.sleep
-    waits: list[float] = []
-
-    async def record(delay: float, result: Any = None) -> Any:
-        if delay > 0:
-            waits.append(delay)
-        return await real_sleep(0, result)
-
-    monkeypatch.setattr(asyncio, "sleep", record)
-    return waits
-
-
 def _closed_port() -> int:
     """A loopback port nobody listens on: connecting is refused."""
     with socket.socket() as probe:
