@@ -30,7 +30,13 @@ from langchain_dynaspark.errors import DynasparkInputError, DynasparkResponseErr
 from langchain_dynaspark.json_values import without_surrogates
 from langchain_dynaspark.reply import Reply, reply_text, server_message
 from langchain_dynaspark.sse import ServerSentEvent, SSEDecoder
-from langchain_dynaspark.transport import Answer, TransportSettings, get, stream_get
+from langchain_dynaspark.transport import (
+    Answer,
+    TransportSettings,
+    check_encodable,
+    get,
+    stream_get,
+)
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -126,8 +132,10 @@ def check_request_line(url: str, query: Mapping[str, str], limit: int) -> None:
     The line is measured as sent: `GET <path>?<encoded query> HTTP/1.1`.
 
     Raises:
-        DynasparkInputError: If the line is too long; nothing has been sent.
+        DynasparkInputError: If the line is too long, or a field holds text
+            that cannot be encoded; nothing has been sent.
     """
+    check_encodable(query)
     # Each byte takes at most 3 when percent-encoded: most requests fit that
     # bound, and only the others are measured exactly.
     bound = len(url) + sum(len(k) + 2 + 3 * len(v.encode()) for k, v in query.items())

@@ -93,6 +93,7 @@ __all__ = [
     "Decoder",
     "TransportSettings",
     "Upload",
+    "check_encodable",
     "download",
     "get",
     "iterate_sync",
@@ -201,7 +202,7 @@ async def post_form(
     Raises:
         DynasparkError: A typed subclass for each failure; see `errors`.
     """
-    _check_encodable(fields)
+    check_encodable(fields)
     timeout = _client_timeout(settings.timeout, settings.connect_timeout)
     prompt = fields.get(_PROMPT_FIELD)
 
@@ -334,6 +335,7 @@ async def _exchange(
     Once `read` has returned, it owns the response: it released it, or handed
     it on; if `read` fails, the response is released here.
     """
+    check_encodable(params)
     prompt = params.get(_PROMPT_FIELD)
 
     async def attempt(pool: _Pool, proxy: _Proxy, tried: int) -> T:
@@ -569,14 +571,19 @@ def _too_large(host: str, max_bytes: int) -> str:
     )
 
 
-def _check_encodable(fields: Mapping[str, str]) -> None:
-    """Refuse a form field UTF-8 cannot encode, naming the field, not its text."""
+def check_encodable(fields: Mapping[str, str]) -> None:
+    """Refuse a request field UTF-8 cannot encode, naming the field, not its text.
+
+    Every request goes through it, the form's fields and the API's query alike.
+    """
     for name, value in fields.items():
+        if value.isascii():  # ASCII always encodes; the check is O(1)
+            continue
         try:
             value.encode()
         except UnicodeEncodeError as exc:
             msg = (
-                f"The form field {name!r} holds a character that cannot be sent "
+                f"The request field {name!r} holds a character that cannot be sent "
                 f"(U+{ord(value[exc.start]):04X} at offset {exc.start}: {exc.reason})."
             )
             raise DynasparkInputError(msg) from None

@@ -116,11 +116,14 @@ async def test_lone_surrogates_fail_before_sending(
     assert server.requests == []
 
 
+@pytest.mark.parametrize(
+    ("endpoint", "field"), [("form", "ai_model"), ("api", "model")]
+)
 async def test_a_model_name_that_cannot_be_encoded_fails_before_sending(
-    server: DynasparkTestServer,
+    server: DynasparkTestServer, endpoint: str, field: str
 ) -> None:
-    model = ChatDynaspark(base_url=server.url, max_retries=0)
-    with pytest.raises(DynasparkInputError, match="'ai_model'") as info:
+    model = ChatDynaspark(base_url=server.url, endpoint=endpoint, max_retries=0)
+    with pytest.raises(DynasparkInputError, match=f"'{field}'") as info:
         await model.ainvoke(PROMPT, model="gemini\udcff")
     assert PROMPT not in str(info.value)
     assert server.requests == []
