@@ -949,13 +949,6 @@ _sessions_lock = threading.Lock()
 _inherited: list[object] = []
 
 
-async def _session(
-    max_connections: int = DEFAULT_MAX_CONNECTIONS,
-) -> aiohttp.ClientSession:
-    """The pooled session of the running loop, created on first use."""
-    return (await _pool(max_connections)).session
-
-
 async def _pool(max_connections: int) -> _Pool:
     """The running loop's pool for `max_connections`, created on first use.
 

@@ -741,7 +741,7 @@ def test_background_loop_shutdown_closes_its_session_and_loop(
 
     async def call() -> aiohttp.ClientSession:
         await transport.post_form(settings, {"user_input": PROMPT}, None)
-        return await transport._session()
+        return (await transport._pool(settings.max_connections)).session
 
     session = asyncio.run_coroutine_threadsafe(call(), loop).result(LIMIT)
     assert not session.closed
