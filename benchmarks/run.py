@@ -467,7 +467,8 @@ async def measure_calls(url: str, options: Options) -> dict[str, dict[str, Sampl
 
 async def measure_api(url: str, options: Options) -> dict[str, Any]:
     """The API endpoint: ainvoke and 1,000-event streams, and first-event latency."""
-    from langchain_dynaspark import ChatDynaspark, api
+    from langchain_dynaspark import ChatDynaspark
+    from langchain_dynaspark.endpoints import api
     from langchain_dynaspark.prompt import build_prompt
 
     system, rest = api.split_system(HISTORY)
@@ -707,7 +708,7 @@ def code_listing(size: int) -> str:
 
 def measure_parsing(runs: int) -> dict[str, list[float]]:
     """Seconds to read a reply with two tools bound, per reply shape."""
-    from langchain_dynaspark.tool_calls import parse_tool_calls
+    from langchain_dynaspark.emulation.tool_calls import parse_tool_calls
 
     tools = {
         "get_weather": {

@@ -50,16 +50,27 @@ from pydantic import (
 )
 from typing_extensions import Self
 
-from langchain_dynaspark import api, form
-from langchain_dynaspark.api import DEFAULT_API_PATH, DEFAULT_MAX_REQUEST_LINE
-from langchain_dynaspark.errors import DynasparkInputError
-from langchain_dynaspark.format_repair import (
+from langchain_dynaspark.emulation.format_repair import (
     Attempt,
     arepair,
     format_problem,
     repair,
     repair_prompt,
 )
+from langchain_dynaspark.emulation.instructions import (
+    build_instructions,
+    check_response_format,
+    check_tool_choice,
+    check_tools,
+    resolve_instructions,
+)
+from langchain_dynaspark.emulation.tool_calls import (
+    ParsedReply,
+    parse_tool_calls,
+)
+from langchain_dynaspark.endpoints import api, form
+from langchain_dynaspark.endpoints.api import DEFAULT_API_PATH, DEFAULT_MAX_REQUEST_LINE
+from langchain_dynaspark.errors import DynasparkInputError
 from langchain_dynaspark.images import (
     DEFAULT_MAX_IMAGE_BYTES,
     DEFAULT_MAX_IMAGE_DOWNLOAD_BYTES,
@@ -67,20 +78,9 @@ from langchain_dynaspark.images import (
     DEFAULT_MAX_IMAGE_SIDE,
     ImageLimits,
 )
-from langchain_dynaspark.instructions import (
-    build_instructions,
-    check_response_format,
-    check_tool_choice,
-    check_tools,
-    resolve_instructions,
-)
 from langchain_dynaspark.prompt import Prompt, build_prompt
 from langchain_dynaspark.redact import scrub_url
 from langchain_dynaspark.reply import Reply, StopScanner, apply_stop
-from langchain_dynaspark.tool_calls import (
-    ParsedReply,
-    parse_tool_calls,
-)
 from langchain_dynaspark.transport import (
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_RESPONSE_BYTES,
@@ -369,8 +369,8 @@ class ChatDynaspark(BaseChatModel):
         `tool_choice` takes `"auto"`, `"any"`/`"required"`, a tool name or
         `"none"`; `langchain.agents.create_agent(model, tools=[...])` runs the
         tool loop. The instruction texts are in
-        `langchain_dynaspark.instructions.DEFAULT_INSTRUCTIONS`; override them with
-        `format_instructions={...}`.
+        `langchain_dynaspark.emulation.instructions.DEFAULT_INSTRUCTIONS`;
+        override them with `format_instructions={...}`.
 
     Structured output:
         ```python
@@ -543,12 +543,13 @@ class ChatDynaspark(BaseChatModel):
     format_instructions: dict[str, str] | None = None
     """Overrides for the instructions that emulate tool calling and structured
     output, by key (`tools`, `auto`, `any`, `tool`, `one_call`, `none`,
-    `json_schema`, `json_mode`, `repair`); see `langchain_dynaspark.instructions`."""
+    `json_schema`, `json_mode`, `repair`); see
+    `langchain_dynaspark.emulation.instructions`."""
 
     format_retries: int = Field(default=1, ge=0)
     """Extra requests made when a reply misses its required form (a required tool
     call, valid tool arguments, structured output); `0` turns repair off. See
-    `langchain_dynaspark.format_repair`."""
+    `langchain_dynaspark.emulation.format_repair`."""
 
     model_config = ConfigDict(populate_by_name=True)
 
@@ -834,7 +835,7 @@ class ChatDynaspark(BaseChatModel):
             msg = f"Received unsupported arguments {kwargs}"
             raise ValueError(msg)
         # Imported here: output parsers are only needed once structured output is.
-        from langchain_dynaspark.structured_output import (  # noqa: PLC0415
+        from langchain_dynaspark.emulation.structured_output import (  # noqa: PLC0415
             structured_runnable,
         )
 

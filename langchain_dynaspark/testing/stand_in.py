@@ -3,7 +3,7 @@
 The local server (`langchain_dynaspark.testing.server`) is not a model, but the
 examples in the README, the class docstring and the notebooks must run offline
 and end. `reply` reads a prompt the way `ChatDynaspark` writes it (the
-instruction texts of `langchain_dynaspark.instructions`, the turn labels of
+instruction texts of `langchain_dynaspark.emulation.instructions`, the turn labels of
 `langchain_dynaspark.prompt`) and answers as a model that follows the
 instructions to the letter would:
 
@@ -37,7 +37,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from langchain_dynaspark.instructions import DEFAULT_INSTRUCTIONS
+from langchain_dynaspark.emulation.instructions import DEFAULT_INSTRUCTIONS
 from langchain_dynaspark.prompt import ASSISTANT_CUE
 
 __all__ = ["fill_schema", "reply"]

@@ -21,7 +21,7 @@ from langchain_core.tools import tool
 from pydantic import BaseModel
 
 from langchain_dynaspark import ChatDynaspark
-from langchain_dynaspark.instructions import DEFAULT_INSTRUCTIONS
+from langchain_dynaspark.emulation.instructions import DEFAULT_INSTRUCTIONS
 from langchain_dynaspark.testing.server import DynasparkTestServer, Rule
 
 ran: list[tuple[str, dict[str, Any]]] = []

@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
 
 from langchain_dynaspark import ChatDynaspark, DynasparkInputError
-from langchain_dynaspark.instructions import DEFAULT_INSTRUCTIONS
+from langchain_dynaspark.emulation.instructions import DEFAULT_INSTRUCTIONS
 from langchain_dynaspark.testing.server import DynasparkTestServer
 
 CALL = '{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]}'

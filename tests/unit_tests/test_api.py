@@ -10,7 +10,7 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from multidict import CIMultiDict
 
 from langchain_dynaspark import DynasparkInputError, DynasparkResponseError
-from langchain_dynaspark.api import (
+from langchain_dynaspark.endpoints.api import (
     build_query,
     check_request_line,
     event_reply,

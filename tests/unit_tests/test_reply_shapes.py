@@ -20,10 +20,10 @@ from langchain_core.exceptions import OutputParserException
 from langchain_core.messages import AIMessage
 from pydantic import BaseModel
 
-from langchain_dynaspark.format_repair import format_problem
+from langchain_dynaspark.emulation.format_repair import format_problem
+from langchain_dynaspark.emulation.structured_output import _JsonParser
+from langchain_dynaspark.emulation.tool_calls import parse_tool_calls
 from langchain_dynaspark.json_values import json_objects, load_json
-from langchain_dynaspark.structured_output import _JsonParser
-from langchain_dynaspark.tool_calls import parse_tool_calls
 
 WEATHER = {
     "type": "object",

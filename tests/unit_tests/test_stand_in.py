@@ -22,20 +22,20 @@ from langchain_core.tools import tool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, Field
 
-from langchain_dynaspark.format_repair import (
+from langchain_dynaspark.emulation.format_repair import (
     Attempt,
     format_problem,
     repair,
     repair_prompt,
 )
-from langchain_dynaspark.instructions import (
+from langchain_dynaspark.emulation.instructions import (
     DEFAULT_INSTRUCTIONS,
     build_instructions,
     resolve_instructions,
 )
+from langchain_dynaspark.emulation.tool_calls import parse_tool_calls
 from langchain_dynaspark.prompt import build_prompt
 from langchain_dynaspark.testing.stand_in import fill_schema, reply
-from langchain_dynaspark.tool_calls import parse_tool_calls
 
 
 @tool

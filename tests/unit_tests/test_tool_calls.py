@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field, ValidationError
 from typing_extensions import TypedDict
 
 from langchain_dynaspark import ChatDynaspark, DynasparkInputError
-from langchain_dynaspark.instructions import (
+from langchain_dynaspark.emulation.instructions import (
     DEFAULT_INSTRUCTIONS,
     build_instructions,
     check_response_format,
@@ -26,9 +26,9 @@ from langchain_dynaspark.instructions import (
     check_tools,
     resolve_instructions,
 )
+from langchain_dynaspark.emulation.tool_calls import parse_tool_calls
 from langchain_dynaspark.json_values import json_objects
 from langchain_dynaspark.prompt import build_prompt
-from langchain_dynaspark.tool_calls import parse_tool_calls
 
 TOOLS = ("get_weather", "add")
 CALL = '{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]}'

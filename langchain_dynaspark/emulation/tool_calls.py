@@ -1,6 +1,6 @@
 """Reply text -> prose, tool calls and invalid tool calls. Pure: no I/O.
 
-The tool instructions (`langchain_dynaspark.instructions`) ask the model to
+The tool instructions (`langchain_dynaspark.emulation.instructions`) ask the model to
 answer with only `{"tool_calls": [{"name": ..., "arguments": {...}}]}`. Models,
 Gemini models especially, often write something else. The parser reads, with
 prose around or not:
@@ -48,6 +48,7 @@ from typing import Any
 from langchain_core.messages import InvalidToolCall, ToolCall
 from langchain_core.messages.tool import invalid_tool_call, tool_call
 
+from langchain_dynaspark.emulation.validation import schema_error
 from langchain_dynaspark.json_values import (
     JsonSpan,
     NotALiteralError,
@@ -56,7 +57,6 @@ from langchain_dynaspark.json_values import (
     load_json,
     without_surrogates,
 )
-from langchain_dynaspark.validation import schema_error
 
 __all__ = ["TOO_MANY_CALLS", "ParsedReply", "parse_tool_calls"]
 

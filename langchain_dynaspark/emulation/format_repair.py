@@ -30,10 +30,10 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
 
-from langchain_dynaspark.instructions import fill
+from langchain_dynaspark.emulation.instructions import fill
+from langchain_dynaspark.emulation.tool_calls import TOO_MANY_CALLS, ParsedReply
+from langchain_dynaspark.emulation.validation import schema_error
 from langchain_dynaspark.json_values import json_objects
-from langchain_dynaspark.tool_calls import TOO_MANY_CALLS, ParsedReply
-from langchain_dynaspark.validation import schema_error
 
 __all__ = ["Attempt", "arepair", "format_problem", "repair", "repair_prompt"]
 

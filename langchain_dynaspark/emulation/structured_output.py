@@ -2,7 +2,7 @@
 
 Dynaspark has no JSON mode and no schema enforcement, so structured output is
 emulated the way `with_structured_output` is built in the partner packages, on
-top of prompt instructions (`langchain_dynaspark.instructions`):
+top of prompt instructions (`langchain_dynaspark.emulation.instructions`):
 
 - `json_schema`: the schema is shown in the prompt, and a JSON object of the
   reply (bare, fenced or amid prose, almost-JSON accepted) is validated
@@ -42,20 +42,18 @@ from langchain_core.utils.function_calling import (
 )
 from langchain_core.utils.pydantic import is_basemodel_subclass
 
+from langchain_dynaspark.emulation.validation import schema_error
 from langchain_dynaspark.json_values import json_objects
-from langchain_dynaspark.validation import schema_error
 
 if TYPE_CHECKING:
-    from langchain_core.language_models import LanguageModelInput
+    from langchain_core.language_models import BaseChatModel, LanguageModelInput
     from pydantic import BaseModel
-
-    from langchain_dynaspark.chat_models import ChatDynaspark
 
 __all__ = ["structured_runnable"]
 
 
 def structured_runnable(
-    model: ChatDynaspark,
+    model: BaseChatModel,
     schema: dict[str, Any] | type | None,
     *,
     method: Literal["function_calling", "json_mode", "json_schema"],

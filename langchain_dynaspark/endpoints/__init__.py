@@ -1,0 +1,1 @@
+"""The surfaces of the Dynaspark service, one module each."""
