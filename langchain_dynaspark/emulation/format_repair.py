@@ -28,14 +28,28 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from langchain_core.callbacks import (
+    AsyncCallbackManager,
+    AsyncCallbackManagerForLLMRun,
+    CallbackManager,
+    CallbackManagerForLLMRun,
+)
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
+from langchain_core.runnables import RunnableConfig
 
 from langchain_dynaspark.emulation.instructions import fill
 from langchain_dynaspark.emulation.tool_calls import TOO_MANY_CALLS, ParsedReply
 from langchain_dynaspark.emulation.validation import schema_error
 from langchain_dynaspark.json_values import json_objects
 
-__all__ = ["Attempt", "arepair", "format_problem", "repair", "repair_prompt"]
+__all__ = [
+    "Attempt",
+    "arepair",
+    "format_problem",
+    "repair",
+    "repair_config",
+    "repair_prompt",
+]
 
 
 @dataclass(frozen=True)
@@ -137,6 +151,28 @@ async def arepair(
     if attempt.repair_prompt is None or retries <= 0:
         return attempt.message
     return _counted(await ask(_conversation(messages, attempt), retries - 1))
+
+
+def repair_config(
+    run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun | None,
+) -> RunnableConfig:
+    """The repair request runs nested in the call's run, so traces show it.
+
+    Tagged `nostream` so LangGraph's message stream shows only the final reply.
+    """
+    config = RunnableConfig(run_name="ChatDynaspark format repair", tags=["nostream"])
+    if run_manager is not None:
+        manager_class = (
+            AsyncCallbackManager
+            if isinstance(run_manager, AsyncCallbackManagerForLLMRun)
+            else CallbackManager
+        )
+        manager = manager_class(handlers=[], parent_run_id=run_manager.run_id)
+        manager.set_handlers(run_manager.inheritable_handlers)
+        manager.add_tags(run_manager.inheritable_tags)
+        manager.add_metadata(run_manager.inheritable_metadata)
+        config["callbacks"] = manager
+    return config
 
 
 def _conversation(

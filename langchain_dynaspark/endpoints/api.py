@@ -11,23 +11,31 @@ plain text. `data: [DONE]` ends the stream; `usage`, `model` and
 `finish_reason` are read from any event. Rate-limit headers
 (`X-RateLimit-Limit`, `-Remaining`, `-Reset`) are read from every answer.
 
-Everything here is pure except `request` and `stream`, which go through
-`transport`.
+Everything here is pure except `ApiEndpoint.send` and `ApiEndpoint.events`,
+which go through `transport`.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import AsyncGenerator, Mapping, Sequence
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
 from langchain_core.messages import BaseMessage, SystemMessage, UsageMetadata
 from yarl import URL
 
+from langchain_dynaspark.endpoints.base import (
+    Call,
+    Capabilities,
+    Request,
+    surface_transport,
+)
 from langchain_dynaspark.errors import DynasparkInputError, DynasparkResponseError
 from langchain_dynaspark.json_values import without_surrogates
+from langchain_dynaspark.prompt import build_prompt
 from langchain_dynaspark.reply import Reply, reply_text, server_message
 from langchain_dynaspark.sse import ServerSentEvent, SSEDecoder
 from langchain_dynaspark.transport import (
@@ -41,18 +49,20 @@ from langchain_dynaspark.transport import (
 if TYPE_CHECKING:
     from types import TracebackType
 
+    from pydantic import SecretStr
+
 __all__ = [
+    "CAPABILITIES",
     "DEFAULT_API_PATH",
     "DEFAULT_MAX_REQUEST_LINE",
     "NOT_FOUND_HINT",
+    "ApiEndpoint",
     "build_query",
     "check_request_line",
     "event_reply",
     "parse_reply",
     "rate_limit",
-    "request",
     "split_system",
-    "stream",
     "usage_metadata",
 ]
 
@@ -63,6 +73,9 @@ NOT_FOUND_HINT = (
     "The API path may have moved: set `api_path=` (or `base_url=`) to where the "
     "service answers now, or use `endpoint='form'`."
 )
+CAPABILITIES = Capabilities(
+    sampling=True, system=True, streaming=True, request_line=True
+)
 
 _STRUCTURED_KEYS = frozenset({"choices", "response", "usage", "error"})
 """An event's JSON object with one of these keys is structured; else plain text."""
@@ -72,6 +85,107 @@ _RATE_LIMIT_HEADERS = {
     "remaining": "X-RateLimit-Remaining",
     "reset": "X-RateLimit-Reset",
 }
+
+
+class ApiFields(Protocol):
+    """The model settings the API reads."""
+
+    base_url: str
+    api_path: str
+    api_key: SecretStr | None
+    private: bool
+    max_request_line: int
+    model: str
+    model_fields_set: set[str]
+
+
+@dataclass(frozen=True)
+class ApiEndpoint:
+    """The documented text API, for one model's settings.
+
+    Attributes:
+        transport: Where the API is and how hard to try.
+        default_model: The model named when the call chose none: the one the
+            user set on the model, else `None` (the service's default).
+        private: Whether generations are kept out of the public feed.
+        api_key: The key sent with every request, if any.
+        max_request_line: Longest request line sent, in bytes.
+    """
+
+    transport: TransportSettings
+    default_model: str | None
+    private: bool
+    api_key: str | None
+    max_request_line: int
+    name = "api"
+    capabilities = CAPABILITIES
+
+    @classmethod
+    def configure(cls, fields: ApiFields, common: TransportSettings) -> ApiEndpoint:
+        """The API for a model's `fields`, sending with the `common` settings."""
+        key = fields.api_key.get_secret_value() if fields.api_key else None
+        url = fields.base_url.rstrip("/") + fields.api_path
+        return _configured(
+            surface_transport(common, url, NOT_FOUND_HINT),
+            fields.model if "model" in fields.model_fields_set else None,
+            fields.private,
+            key or None,
+            fields.max_request_line,
+        )
+
+    def request(self, call: Call) -> Request:
+        """The call as a query: the leading system messages apart, text only.
+
+        Raises:
+            DynasparkInputError: If the conversation holds images, or its
+                request line would be too long.
+        """
+        system, rest = split_system(call.messages)
+        prompt = build_prompt(rest, instructions=call.instructions)
+        if prompt.images:
+            msg = (
+                "The Dynaspark API takes text only, and this conversation holds "
+                f"{len(prompt.images)} image(s). Send images with "
+                "ChatDynaspark(endpoint='form')."
+            )
+            raise DynasparkInputError(msg)
+        model = call.model or self.default_model
+        query = build_query(
+            user_input=prompt.text,
+            system=system,
+            model=model,
+            sampling=call.sampling,
+            json_mode=call.json_mode,
+            stream=call.stream,
+            private=self.private,
+            api_key=self.api_key,
+        )
+        check_request_line(self.transport.url, query, self.max_request_line)
+        return Request(model, prompt, query, stream=call.stream)
+
+    async def send(self, request: Request) -> Reply:
+        """Send one request and return the whole reply."""
+        query = request.fields
+        answer = await get(self.transport, query)
+        with _Hiding(query.get("api_key")):
+            return parse_reply(answer, prompt=query.get("user_input"))
+
+    def events(self, request: Request) -> AsyncGenerator[Reply, None]:
+        """Send one streaming request; yield each event's piece as it arrives.
+
+        A service that ignores `stream=true` and answers in one piece gives one
+        piece. Close the generator when done with it (`contextlib.aclosing`):
+        closing it early releases the connection.
+        """
+        query = request.fields
+        prompt, secret = query.get("user_input"), query.get("api_key")
+        return stream_get(
+            self.transport, query, lambda answer: _Events(answer, prompt, secret)
+        )
+
+
+_configured = functools.lru_cache(maxsize=32)(ApiEndpoint)
+"""`ApiEndpoint`, built once per set of values (positional, in field order)."""
 
 
 def split_system(
@@ -152,26 +266,6 @@ def check_request_line(url: str, query: Mapping[str, str], limit: int) -> None:
             "`max_request_line` if your server accepts longer lines."
         )
         raise DynasparkInputError(msg)
-
-
-async def request(settings: TransportSettings, query: Mapping[str, str]) -> Reply:
-    """Send one request and return the whole reply."""
-    answer = await get(settings, query)
-    with _Hiding(query.get("api_key")):
-        return parse_reply(answer, prompt=query.get("user_input"))
-
-
-def stream(
-    settings: TransportSettings, query: Mapping[str, str]
-) -> AsyncGenerator[Reply, None]:
-    """Send one streaming request; yield each event's piece as it arrives.
-
-    A service that ignores `stream=true` and answers in one piece gives one
-    piece. Close the generator when done with it (`contextlib.aclosing`):
-    closing it early releases the connection.
-    """
-    prompt, secret = query.get("user_input"), query.get("api_key")
-    return stream_get(settings, query, lambda answer: _Events(answer, prompt, secret))
 
 
 def parse_reply(answer: Answer, *, prompt: str | None = None) -> Reply:
