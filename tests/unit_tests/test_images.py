@@ -17,7 +17,7 @@ import pytest
 from langchain_core.messages import BaseMessage, HumanMessage, ToolMessage
 from PIL import Image, ImageFile, PngImagePlugin
 
-from langchain_dynaspark import images
+from langchain_dynaspark import image_codec, images
 from langchain_dynaspark.errors import (
     DynasparkError,
     DynasparkImageError,
@@ -674,9 +674,9 @@ def test_a_png_exif_orientation_after_the_pixels_is_found_without_decoding(
     late = plain[:iend] + chunk + zlib_crc(b"eXIf" + exif) + plain[iend:]
     image = Image.open(io.BytesIO(late))
     assert "exif" not in image.info
-    assert images._orientation(image, late) == 6
+    assert image_codec.exif_orientation(image, late) == 6
     plain_image = Image.open(io.BytesIO(plain))
-    assert images._orientation(plain_image, plain) == 1
+    assert image_codec.exif_orientation(plain_image, plain) == 1
     assert decodes.decoded == []
     turned = opened(prepare([block(late)]))
     assert turned.size == (40, 80)

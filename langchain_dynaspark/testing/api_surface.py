@@ -1,0 +1,235 @@
+"""The text API surface: `GET {api_path}`, answered as JSON or as events.
+
+A JSON answer, or with `stream=true` server-sent events in the style the reply
+asks for, each after the admission checks: the request line's length (`414`)
+and the rate-limit window (`429`, and `X-RateLimit-*` headers on every answer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from aiohttp import web
+
+from langchain_dynaspark.testing.recording import RecordedStream
+from langchain_dynaspark.testing.rules import Reply
+from langchain_dynaspark.testing.surface import (
+    ServiceState,
+    missing_input,
+    raw_response,
+    reply_headers,
+    scripted_fault,
+)
+
+__all__ = [
+    "DEFAULT_API_MODEL",
+    "DEFAULT_API_PATH",
+    "DEFAULT_MAX_REQUEST_LINE",
+    "ApiSurface",
+]
+
+DEFAULT_API_PATH = "/api/generate_response"
+DEFAULT_API_MODEL = "local-echo"
+"""The model the API stand-in says it used when the request names none."""
+DEFAULT_MAX_REQUEST_LINE = 4094
+"""gunicorn's default limit on the request line, in bytes."""
+_PIECES = re.compile(r"\s*\S+\s*|\s+")
+
+
+class ApiSurface:
+    """The text API at `path`, with the limits `state` sets."""
+
+    def __init__(self, state: ServiceState, path: str = DEFAULT_API_PATH) -> None:
+        self.state = state
+        self.path = path
+
+    def routes(self) -> list[web.RouteDef]:
+        """`GET {path}`."""
+        return [web.get(self.path, self.api)]
+
+    async def api(self, request: web.Request) -> web.StreamResponse:
+        """Answer one API request: JSON, or events with `stream=true`."""
+        self.state.count_connection(request)
+        query = dict(request.query)
+        self.state.record(request, query, None)
+        limits, refusal = self._admit(request)
+        if refusal is not None:
+            return refusal
+        reply = self.state.next_reply()
+        headers = {**(limits or {}), **reply_headers(reply)}
+        dropped = await scripted_fault(request, reply)
+        if dropped is not None:
+            return dropped
+        if reply is not None and (reply.status != 200 or _no_text(reply)):
+            return raw_response(replace(reply, headers=headers))
+        if not query.get("user_input"):
+            return missing_input()
+        text = (
+            self.state.answer(query["user_input"], None)
+            if reply is None
+            else _text_of(reply)
+        )
+        model = (reply.model if reply else None) or query.get("model")
+        model = model or DEFAULT_API_MODEL
+        usage = _usage(query, text) if reply is None or reply.usage else None
+        if query.get("stream") == "true":
+            return await self._stream(
+                request, reply, text=text, model=model, usage=usage, headers=headers
+            )
+        body: dict[str, Any] = {"response": text, "model": model}
+        if usage is not None:
+            body["usage"] = usage
+        return web.json_response(body, headers=headers)
+
+    def _admit(
+        self, request: web.Request
+    ) -> tuple[dict[str, str] | None, web.Response | None]:
+        """Rate-limit headers for an API request, and the refusal it gets, if any.
+
+        A request line over `max_request_line` bytes gets a `414`; a request
+        over the rate limit gets a `429`.
+        """
+        version = request.version
+        line = f"{request.method} {request.raw_path} HTTP/{version.major}."
+        line += str(version.minor)
+        limit = self.state.max_request_line
+        if limit is not None and len(line) > limit:
+            error = {"error": "Request-URI Too Long"}
+            return None, web.json_response(error, status=414)
+        limits = self._spend_rate_limit()
+        if limits is not None and limits["X-RateLimit-Remaining"] == "-1":
+            limits["X-RateLimit-Remaining"] = "0"
+            error = {"error": "Rate limit exceeded"}
+            return limits, web.json_response(error, status=429, headers=limits)
+        return limits, None
+
+    def _spend_rate_limit(self) -> dict[str, str] | None:
+        """Count one API request; its rate-limit headers (remaining -1: spent)."""
+        state = self.state
+        if state.rate_limit is None:
+            return None
+        start, used = state.window
+        now = time.time()
+        if now >= start + state.rate_window:
+            start, used = now, 0
+        used += 1
+        state.window = (start, used)
+        return {
+            "X-RateLimit-Limit": str(state.rate_limit),
+            "X-RateLimit-Remaining": str(max(-1, state.rate_limit - used)),
+            "X-RateLimit-Reset": str(math.ceil(start + state.rate_window)),
+        }
+
+    async def _stream(
+        self,
+        request: web.Request,
+        reply: Reply | None,
+        *,
+        text: str,
+        model: str,
+        usage: dict[str, int] | None,
+        headers: Mapping[str, str],
+    ) -> web.StreamResponse:
+        reply = reply or Reply()
+        pieces = (
+            list(reply.raw)
+            if reply.raw is not None
+            else _sse_events(reply, text, model, usage)
+        )
+        record = RecordedStream(planned=len(pieces))
+        self.state.streams.append(record)
+        response = web.StreamResponse(
+            headers={**headers, "Content-Type": "text/event-stream"}
+        )
+        delay = (
+            self.state.event_delay if reply.event_delay is None else reply.event_delay
+        )
+        try:
+            await response.prepare(request)
+            for index, piece in enumerate(pieces):
+                if reply.drop_after is not None and index >= reply.drop_after:
+                    if request.transport is not None:
+                        request.transport.abort()
+                    return response
+                if index and delay:
+                    await asyncio.sleep(delay)
+                if not index:
+                    record.first_write_at = time.time()
+                await response.write(
+                    piece.encode() if isinstance(piece, str) else piece
+                )
+                record.events += 1
+            await response.write_eof()
+        except (ConnectionError, RuntimeError):
+            record.disconnected = True
+        return response
+
+
+def _no_text(reply: Reply) -> bool:
+    """Whether a scripted reply is a raw body rather than a reply text."""
+    return reply.text is None and reply.events is None and reply.raw is None
+
+
+def _text_of(reply: Reply) -> str:
+    if reply.text is not None:
+        return reply.text
+    return "".join(reply.events or ())
+
+
+def _usage(query: Mapping[str, str], text: str) -> dict[str, int]:
+    """Token counts as the stand-in counts them: words."""
+    prompt = len(query.get("system", "").split()) + len(query["user_input"].split())
+    completion = len(text.split())
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+
+
+def _sse_events(
+    reply: Reply, text: str, model: str, usage: dict[str, int] | None
+) -> list[str]:
+    """The events of a streamed reply, each a complete `data:` event."""
+    texts = list(reply.events) if reply.events is not None else _PIECES.findall(text)
+    if reply.sse == "text":
+        return [_data(piece) for piece in texts]
+    if reply.sse == "response":
+        last: dict[str, Any] = {"response": "", "model": model}
+        if usage is not None:
+            last["usage"] = usage
+        return [
+            *(_data(json.dumps({"response": piece})) for piece in texts),
+            _data(json.dumps(last)),
+            _data("[DONE]"),
+        ]
+    chunks = [
+        {
+            "object": "chat.completion.chunk",
+            "model": model,
+            "choices": [
+                {"index": 0, "delta": {"content": piece}, "finish_reason": None}
+            ],
+        }
+        for piece in texts
+    ]
+    final: dict[str, Any] = {
+        "object": "chat.completion.chunk",
+        "model": model,
+        "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+    }
+    if usage is not None:
+        final["usage"] = usage
+    return [*(_data(json.dumps(chunk)) for chunk in [*chunks, final]), _data("[DONE]")]
+
+
+def _data(text: str) -> str:
+    """One SSE event carrying `text`, one `data:` line per line of it."""
+    return "".join(f"data: {line}\n" for line in text.split("\n")) + "\n"
