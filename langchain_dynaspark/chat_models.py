@@ -41,7 +41,7 @@ from pydantic import (
 )
 from typing_extensions import Self
 
-from langchain_dynaspark import calls, images, options, pipeline, transport
+from langchain_dynaspark import calls, images, media, options, pipeline, transport
 from langchain_dynaspark.calls import PreparedCall
 from langchain_dynaspark.emulation.format_repair import arepair, repair, repair_config
 from langchain_dynaspark.emulation.instructions import (
@@ -446,6 +446,25 @@ class ChatDynaspark(BaseChatModel):
     call, valid tool arguments, structured output); `0` turns repair off. See
     `langchain_dynaspark.emulation.format_repair`."""
 
+    width: int | None = media.size_field()
+    """Width of a generated image in pixels, 64 to 2048 (image models only;
+    unset: the service's 768)."""
+
+    height: int | None = media.size_field()
+    """Height of a generated image in pixels, 64 to 2048 (image models only;
+    unset: the service's 768)."""
+
+    nologo: bool = False
+    """Ask for a generated image without the provider's logo (image models)."""
+
+    image_output: media.ImageOutput = "base64"
+    """`"base64"`: download a generated image into the reply's image block;
+    `"url"`: give a block with only the image's URL (image models)."""
+
+    voice: str = "alloy"
+    """The voice of `model="openai-audio"`: alloy, echo, fable, onyx, nova or
+    shimmer."""
+
     model_config = ConfigDict(populate_by_name=True)
 
     _warned: set[str] = PrivateAttr(default_factory=set)
@@ -458,14 +477,19 @@ class ChatDynaspark(BaseChatModel):
         if not isinstance(values, dict):
             return values
         endpoint = values.get("endpoint", "form")
+        takes = _takes_sampling(endpoint, values.get("model", values.get("model_name")))
         return options.construction_arguments(
-            values, options.arguments_of(cls), takes_sampling=_takes_sampling(endpoint)
+            values, options.arguments_of(cls), takes_sampling=takes
         )
 
     @model_validator(mode="after")
     def _remember_warnings(self) -> Self:
-        """Sampling fields warned about at construction are not warned again."""
-        if not _takes_sampling(self.endpoint):
+        """Sampling fields warned about at construction are not warned again.
+
+        Image and speech settings must fit the model, too (see `media`).
+        """
+        media.check_fields(self)
+        if not _takes_sampling(self.endpoint, self.model):
             self._warned.update(
                 n for n in options.SAMPLING_PARAMS if getattr(self, n) is not None
             )
@@ -893,7 +917,13 @@ _sampling_of = attrgetter(*options.SAMPLING_PARAMS)
 """A model's own sampling parameters, in `options.SAMPLING_PARAMS` order."""
 
 
-def _takes_sampling(endpoint: Any) -> bool:
-    """Whether the surface called `endpoint` takes sampling parameters."""
+def _takes_sampling(endpoint: Any, model: Any) -> bool:
+    """Whether the surface for `endpoint` and `model` takes sampling parameters.
+
+    The image and speech models' surfaces do, whatever `endpoint` says (an image
+    model only `seed`: `media.check_fields` refuses the others).
+    """
+    if media.media_kind(model) is not None:
+        return True
     known = ENDPOINTS.get(endpoint) if isinstance(endpoint, str) else None
     return known is None or known.capabilities.sampling

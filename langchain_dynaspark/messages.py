@@ -21,6 +21,7 @@ from langchain_dynaspark.reply import Reply
 
 __all__ = [
     "API_DEFAULT_MODEL",
+    "content_of",
     "final_chunk",
     "last_chunk",
     "metadata",
@@ -42,6 +43,8 @@ def metadata(model: str | None, reply: Reply, finish_reason: str) -> dict[str, A
     }
     if reply.rate_limit:
         data["rate_limit"] = dict(reply.rate_limit)
+    if reply.source_url:
+        data["image_url"] = reply.source_url
     return data
 
 
@@ -60,12 +63,20 @@ def reply_message(
         else reply.finish_reason or "stop"
     )
     return AIMessage(
-        content=parsed.content,
+        content=content_of(parsed.content, reply),
         tool_calls=parsed.tool_calls,
         invalid_tool_calls=parsed.invalid_tool_calls,
         usage_metadata=reply.usage,
         response_metadata=metadata(model, reply, finish_reason),
     )
+
+
+def content_of(text: str, reply: Reply) -> str | list[str | dict[str, Any]]:
+    """A message's content: its `text`, then the reply's blocks, if it has any."""
+    if not reply.blocks:
+        return text
+    prose = [{"type": "text", "text": text}] if text else []
+    return [*prose, *reply.blocks]
 
 
 def result(message: AIMessage) -> ChatResult:
@@ -84,7 +95,7 @@ def final_chunk(
     """The last chunk of a stream: its last text, usage and metadata."""
     return ChatGenerationChunk(
         message=AIMessageChunk(
-            content=reply.text,
+            content=content_of(reply.text, reply),
             usage_metadata=reply.usage,
             response_metadata=metadata(model, reply, finish_reason),
             chunk_position="last",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator
+from typing import Any
 
 from langchain_core.outputs import ChatGenerationChunk
 
@@ -56,10 +57,12 @@ async def chunks(call: PreparedCall) -> AsyncGenerator[ChatGenerationChunk, None
     Text that could still begin a stop sequence is held back until it
     cannot; once a stop sequence matches, nothing more is read. The last
     chunk (with the text of the event that ended the reply, if any) carries
-    the usage and metadata, so a reply that came in one piece is one chunk.
+    the usage, metadata and content blocks (an image, audio), so a reply that
+    came in one piece is one chunk.
     """
     scanner = StopScanner(call.stop)
-    model = usage = finish_reason = limits = None
+    model = usage = finish_reason = limits = source_url = None
+    blocks: tuple[dict[str, Any], ...] = ()
     tail = ""
     pieces = call.endpoint.events(call.request)
     async with contextlib.aclosing(pieces):
@@ -68,6 +71,7 @@ async def chunks(call: PreparedCall) -> AsyncGenerator[ChatGenerationChunk, None
             usage = piece.usage or usage
             finish_reason = piece.finish_reason or finish_reason
             limits = piece.rate_limit or limits
+            blocks, source_url = piece.blocks or blocks, piece.source_url or source_url
             text = scanner.feed(piece.text)
             if scanner.matched or piece.done:
                 tail = text
@@ -75,6 +79,13 @@ async def chunks(call: PreparedCall) -> AsyncGenerator[ChatGenerationChunk, None
             if text:
                 yield text_chunk(text)
     tail += scanner.flush()
-    last = Reply(tail, model=model, usage=usage, rate_limit=limits)
+    last = Reply(
+        tail,
+        model=model,
+        usage=usage,
+        rate_limit=limits,
+        blocks=blocks,
+        source_url=source_url,
+    )
     finish = "stop_sequence" if scanner.matched else finish_reason or "stop"
     yield final_chunk(call.request.model, last, finish)

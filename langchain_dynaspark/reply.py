@@ -40,6 +40,10 @@ class Reply:
         finish_reason: Why the service says the reply ended.
         rate_limit: The rate-limit headers: `limit`, `remaining`, `reset`.
         done: Whether the service said that the reply is complete.
+        blocks: Content blocks the reply holds besides its text (the image or
+            audio block of an image or speech model).
+        source_url: Where the service put what the reply holds (an image's
+            `image_url`), if it said.
     """
 
     text: str = ""
@@ -48,6 +52,8 @@ class Reply:
     finish_reason: str | None = None
     rate_limit: Mapping[str, float] | None = None
     done: bool = False
+    blocks: tuple[dict[str, Any], ...] = ()
+    source_url: str | None = None
 
 
 _MAX_SERVER_MESSAGE = 300

@@ -16,10 +16,14 @@ from pydantic import SecretStr
 from langchain_dynaspark.endpoints.api import ApiEndpoint
 from langchain_dynaspark.endpoints.base import Call, Capabilities, Endpoint, Request
 from langchain_dynaspark.endpoints.form import FormEndpoint
+from langchain_dynaspark.endpoints.image import ImageEndpoint
+from langchain_dynaspark.endpoints.speech import SpeechEndpoint
+from langchain_dynaspark.media import IMAGE_MODELS, SPEECH_MODEL
 from langchain_dynaspark.transport import TransportSettings
 
 __all__ = [
     "ENDPOINTS",
+    "MEDIA_ENDPOINTS",
     "Call",
     "Capabilities",
     "Endpoint",
@@ -33,6 +37,13 @@ ENDPOINTS: dict[str, type[FormEndpoint] | type[ApiEndpoint]] = {
     "api": ApiEndpoint,
 }
 """The surfaces by the name `ChatDynaspark(endpoint=...)` takes."""
+
+MEDIA_ENDPOINTS: dict[str, type[ImageEndpoint] | type[SpeechEndpoint]] = {
+    **dict.fromkeys(IMAGE_MODELS, ImageEndpoint),
+    SPEECH_MODEL: SpeechEndpoint,
+}
+"""The surfaces that answer these models, whatever `endpoint` names: the image
+models draw, `openai-audio` speaks."""
 
 
 def capabilities(name: str) -> Capabilities:
@@ -53,6 +64,7 @@ class ModelFields(Protocol):
         """The fields given by hand."""
         ...
 
+    model: str
     base_url: str
     timeout: float | None
     connect_timeout: float | None
@@ -94,7 +106,7 @@ def _configured(fields: ModelFields) -> Endpoint:
         fields.max_connections,
         (api_key,) if api_key else (),
     )
-    surface: Any = ENDPOINTS[fields.endpoint]
+    surface: Any = MEDIA_ENDPOINTS.get(fields.model) or ENDPOINTS[fields.endpoint]
     endpoint: Endpoint = surface.configure(fields, common)
     return endpoint
 

@@ -57,6 +57,7 @@ __all__ = [
     "DEFAULT_MAX_REQUEST_LINE",
     "NOT_FOUND_HINT",
     "ApiEndpoint",
+    "Hiding",
     "build_query",
     "check_request_line",
     "event_reply",
@@ -167,7 +168,7 @@ class ApiEndpoint:
         """Send one request and return the whole reply."""
         query = request.fields
         answer = await get(self.transport, query)
-        with _Hiding(query.get("api_key")):
+        with Hiding(query.get("api_key")):
             return parse_reply(answer, prompt=query.get("user_input"))
 
     def events(self, request: Request) -> AsyncGenerator[Reply, None]:
@@ -367,11 +368,11 @@ class _Events:
         if self._sse is None:
             self._body += chunk
             return []
-        with _Hiding(self._secret):
+        with Hiding(self._secret):
             return [self._piece(event) for event in self._sse.feed(chunk)]
 
     def end(self) -> list[Reply]:
-        with _Hiding(self._secret):
+        with Hiding(self._secret):
             if self._sse is None:
                 answer = Answer(
                     self._answer.headers, self._answer.content_type, bytes(self._body)
@@ -388,7 +389,7 @@ class _Events:
         return replace(piece, rate_limit=limits)
 
 
-class _Hiding:
+class Hiding:
     """Re-raise a reply error without `secret`, should the service quote it.
 
     A class, not a `contextlib.contextmanager`: it wraps every reply and every

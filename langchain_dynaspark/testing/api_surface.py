@@ -1,5 +1,8 @@
 """The text API surface: `GET {api_path}`, answered as JSON or as events.
 
+`model=openai-audio` asks for a spoken reply instead: the reply text is handed to
+`speech_surface`, which answers MP3 bytes.
+
 A JSON answer, or with `stream=true` server-sent events in the style the reply
 asks for, each after the admission checks: the request line's length (`414`)
 and the rate-limit window (`429`, and `X-RateLimit-*` headers on every answer).
@@ -9,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import re
 import time
 from collections.abc import Mapping
@@ -18,8 +20,10 @@ from typing import Any
 
 from aiohttp import web
 
+from langchain_dynaspark.testing.admission import admit
 from langchain_dynaspark.testing.recording import RecordedStream
 from langchain_dynaspark.testing.rules import Reply
+from langchain_dynaspark.testing.speech_surface import SPEECH_MODEL, spoken
 from langchain_dynaspark.testing.surface import (
     ServiceState,
     missing_input,
@@ -59,7 +63,7 @@ class ApiSurface:
         self.state.count_connection(request)
         query = dict(request.query)
         self.state.record(request, query, None)
-        limits, refusal = self._admit(request)
+        limits, refusal = admit(self.state, request)
         if refusal is not None:
             return refusal
         reply = self.state.next_reply()
@@ -76,6 +80,19 @@ class ApiSurface:
             if reply is None
             else _text_of(reply)
         )
+        if query.get("model") == SPEECH_MODEL:
+            return spoken(query, text, headers)
+        return await self._text(request, reply, query, text, headers)
+
+    async def _text(
+        self,
+        request: web.Request,
+        reply: Reply | None,
+        query: Mapping[str, str],
+        text: str,
+        headers: Mapping[str, str],
+    ) -> web.StreamResponse:
+        """The reply `text` as JSON, or as events with `stream=true`."""
         model = (reply.model if reply else None) or query.get("model")
         model = model or DEFAULT_API_MODEL
         usage = _usage(query, text) if reply is None or reply.usage else None
@@ -87,45 +104,6 @@ class ApiSurface:
         if usage is not None:
             body["usage"] = usage
         return web.json_response(body, headers=headers)
-
-    def _admit(
-        self, request: web.Request
-    ) -> tuple[dict[str, str] | None, web.Response | None]:
-        """Rate-limit headers for an API request, and the refusal it gets, if any.
-
-        A request line over `max_request_line` bytes gets a `414`; a request
-        over the rate limit gets a `429`.
-        """
-        version = request.version
-        line = f"{request.method} {request.raw_path} HTTP/{version.major}."
-        line += str(version.minor)
-        limit = self.state.max_request_line
-        if limit is not None and len(line) > limit:
-            error = {"error": "Request-URI Too Long"}
-            return None, web.json_response(error, status=414)
-        limits = self._spend_rate_limit()
-        if limits is not None and limits["X-RateLimit-Remaining"] == "-1":
-            limits["X-RateLimit-Remaining"] = "0"
-            error = {"error": "Rate limit exceeded"}
-            return limits, web.json_response(error, status=429, headers=limits)
-        return limits, None
-
-    def _spend_rate_limit(self) -> dict[str, str] | None:
-        """Count one API request; its rate-limit headers (remaining -1: spent)."""
-        state = self.state
-        if state.rate_limit is None:
-            return None
-        start, used = state.window
-        now = time.time()
-        if now >= start + state.rate_window:
-            start, used = now, 0
-        used += 1
-        state.window = (start, used)
-        return {
-            "X-RateLimit-Limit": str(state.rate_limit),
-            "X-RateLimit-Remaining": str(max(-1, state.rate_limit - used)),
-            "X-RateLimit-Reset": str(math.ceil(start + state.rate_window)),
-        }
 
     async def _stream(
         self,

@@ -1,6 +1,6 @@
 """A local stand-in for the Dynaspark service, for tests, demos and benchmarks.
 
-It speaks both protocols `ChatDynaspark` uses:
+It speaks the protocols `ChatDynaspark` uses:
 
 - the form: `POST {path}` with a form (`application/x-www-form-urlencoded`, or
   `multipart/form-data` when a `file` is attached) holding `user_input`,
@@ -12,7 +12,11 @@ It speaks both protocols `ChatDynaspark` uses:
   by default, then a `usage` event and `data: [DONE]`), `event_delay` seconds
   apart. With `rate_limit` set, each API answer carries `X-RateLimit-*` headers
   and a spent window answers `429`; a request line longer than
-  `max_request_line` bytes answers `414`.
+  `max_request_line` bytes answers `414`; `model=openai-audio` answers MP3
+  bytes, a spoken reply (`speech_surface`);
+- image generation: `GET /api/generate_image` answers `{"image_url"}` pointing
+  at a picture the server draws at the requested size (`image_surface`), with
+  the API's checks and rate limit.
 
 Which answer comes back is up to you:
 
@@ -33,7 +37,8 @@ connections clients opened (distinct client addresses). `files` are served at
 `add_files(directory)` (`--files DIR` on the command line) adds a directory's.
 
 Each surface of the service is a module of `langchain_dynaspark.testing`
-(`form_surface`, `api_surface`, `files_surface`, `admin_surface`), listed in
+(`form_surface`, `api_surface` and its `speech_surface`, `image_surface`,
+`files_surface`, `admin_surface`), listed in
 `DynasparkTestServer.surfaces`; they share the state in `surface`, answer from
 the replies and rules in `rules`, and record into the types of `recording`.
 
@@ -64,6 +69,7 @@ from langchain_dynaspark.testing.api_surface import (
 )
 from langchain_dynaspark.testing.files_surface import FilesSurface
 from langchain_dynaspark.testing.form_surface import DEFAULT_PATH, FormSurface
+from langchain_dynaspark.testing.image_surface import ImageSurface
 from langchain_dynaspark.testing.recording import (
     RecordedRequest,
     RecordedStream,
@@ -145,6 +151,7 @@ class DynasparkTestServer(ServiceState):
         return [
             FormSurface(self, self.path),
             ApiSurface(self, self.api_path),
+            ImageSurface(self),
             FilesSurface(self),
             AdminSurface(self),
         ]
