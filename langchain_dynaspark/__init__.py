@@ -16,6 +16,7 @@ from langchain_dynaspark.errors import (
     DynasparkResponseTooLargeError,
     DynasparkTimeoutError,
 )
+from langchain_dynaspark.tools import DynasparkImageGenerationTool
 
 __all__ = [
     "ChatDynaspark",
@@ -23,6 +24,7 @@ __all__ = [
     "DynasparkConnectionError",
     "DynasparkError",
     "DynasparkImageError",
+    "DynasparkImageGenerationTool",
     "DynasparkInputError",
     "DynasparkInvalidRequestError",
     "DynasparkNotFoundError",

@@ -3,7 +3,8 @@
 - `options`: arguments -> options, and the `ChatDynaspark` fields they set;
 - `request`: prompt, piped text and images -> the messages sent;
 - `output`: replies written streamed or as JSON, the waking-up notice;
-- `one_shot`, `chat`: the two forms of the command.
+- `one_shot`, `chat`: the two forms of the command;
+- `media`: a picture or speech, written to a file (`-o`).
 
 Exit status: 0 done, 1 the service failed, 2 bad usage or input that cannot be
 sent, 130 interrupted. Expected failures are reported on one line of standard
@@ -21,10 +22,12 @@ from pydantic import ValidationError
 
 from langchain_dynaspark.chat_models import ChatDynaspark
 from langchain_dynaspark.cli.chat import run_chat
+from langchain_dynaspark.cli.media import run_media
 from langchain_dynaspark.cli.one_shot import run_one_shot
 from langchain_dynaspark.cli.options import UsageError, model_kwargs, parse_args
 from langchain_dynaspark.cli.output import one_line
 from langchain_dynaspark.errors import DynasparkError, DynasparkInputError
+from langchain_dynaspark.media import media_kind
 
 __all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_USAGE", "main"]
 
@@ -48,6 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parse_args(sys.argv[1:] if argv is None else list(argv))
         model = _model(args)
+        if media_kind(args.model) is not None or getattr(args, "output", None):
+            return run_media(args, model)
         return run_chat(args, model) if args.chat else run_one_shot(args, model)
     except (UsageError, DynasparkInputError) as exc:
         return _fail(exc, EXIT_USAGE)

@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 
 from langchain_dynaspark._version import __version__
 from langchain_dynaspark.chat_models import DEFAULT_MODEL, KNOWN_MODELS
+from langchain_dynaspark.media import IMAGE_MODELS, SPEECH_MODEL, VOICES, media_kind
 
 __all__ = [
     "MODEL_OPTIONS",
@@ -57,7 +58,8 @@ MODEL_OPTIONS: tuple[ModelOption, ...] = (
         ("-m", "--model"),
         "model",
         f"model name (known: {', '.join(KNOWN_MODELS)}; default: {DEFAULT_MODEL} "
-        "on the form, the service's own on the API)",
+        "on the form, the service's own on the API); image models "
+        f"{', '.join(IMAGE_MODELS)} draw, {SPEECH_MODEL} speaks",
     ),
     ModelOption(
         ("--base-url",),
@@ -77,7 +79,19 @@ MODEL_OPTIONS: tuple[ModelOption, ...] = (
         "sampling temperature, 0 to 3 (API endpoint only)",
         float,
     ),
-    ModelOption(("--seed",), "seed", "sampling seed (API endpoint only)", int),
+    ModelOption(
+        ("--seed",), "seed", "sampling seed (API endpoint and image models)", int
+    ),
+    ModelOption(("--width",), "width", "picture width, 64 to 2048 (image models)", int),
+    ModelOption(
+        ("--height",), "height", "picture height, 64 to 2048 (image models)", int
+    ),
+    ModelOption(
+        ("--voice",),
+        "voice",
+        f"the voice of {SPEECH_MODEL} (default: alloy)",
+        choices=VOICES,
+    ),
 )
 """The `ChatDynaspark` fields the command line sets; unset flags keep defaults."""
 
@@ -121,7 +135,10 @@ def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         Keyword arguments for `ChatDynaspark(...)`.
     """
     values = {option.field: getattr(args, option.field) for option in MODEL_OPTIONS}
-    return {field: value for field, value in values.items() if value is not None}
+    kwargs = {field: value for field, value in values.items() if value is not None}
+    if media_kind(args.model) == "image" and getattr(args, "output", None) is None:
+        kwargs["image_output"] = "url"  # only the URL is printed: no download
+    return kwargs
 
 
 def _one_shot_parser() -> argparse.ArgumentParser:
@@ -145,6 +162,15 @@ def _one_shot_parser() -> argparse.ArgumentParser:
         help=(
             "print the reply as one JSON object: content, tool_calls, "
             "invalid_tool_calls, response_metadata, usage_metadata"
+        ),
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help=(
+            "write the picture (image models) or the MP3 speech "
+            f"({SPEECH_MODEL}) to FILE and print its path"
         ),
     )
     parser.add_argument(
