@@ -577,3 +577,92 @@ def test_chat_from_a_pipe_takes_a_turn_per_line(server: DynasparkTestServer) -> 
         sent(server)[1]
         == "User: first\n\nAssistant: One.\n\nUser: second\n\nAssistant:"
     )
+
+
+# Pictures and speech
+
+
+def test_an_image_model_writes_the_picture_and_prints_its_path(
+    server: DynasparkTestServer, tmp_path: Path
+) -> None:
+    out = tmp_path / "cat.png"
+    done = run(
+        "--base-url", server.url, "-m", "flux", "--width", "80", "--height", "72",
+        "a red cat", "-o", str(out),
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"{out}\n"
+    with Image.open(out) as image:
+        assert (image.format, image.size) == ("PNG", (80, 72))
+    [request] = server.requests
+    assert request.fields["user_input"] == "a red cat"
+
+
+def test_without_output_an_image_model_prints_the_url_only(
+    server: DynasparkTestServer,
+) -> None:
+    done = run("--base-url", server.url, "-m", "turbo", "a red cat")
+
+    assert done.returncode == 0, done.stderr
+    assert re.fullmatch(
+        re.escape(server.url) + r"/generated/\w+\.jpg\?\S+\n", done.stdout
+    )
+    assert done.stderr == ""
+
+
+def test_speech_is_written_with_the_chosen_voice(
+    server: DynasparkTestServer, tmp_path: Path
+) -> None:
+    out = tmp_path / "hello.mp3"
+    done = run(
+        "--base-url", server.url, "-m", "openai-audio", "--voice", "nova",
+        "hello", "-o", str(out),
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"{out}\n"
+    assert out.read_bytes().startswith(b"ID3")
+    [request] = server.requests
+    assert request.fields["voice"] == "nova"
+
+
+def test_speech_goes_to_a_pipe_but_never_to_a_terminal(
+    server: DynasparkTestServer, terminal: Callable[..., Terminal]
+) -> None:
+    piped = subprocess.run(
+        [*COMMAND, "--base-url", server.url, "-m", "openai-audio", "hello"],
+        capture_output=True,
+        timeout=WAIT,
+        check=False,
+        env=environment(),
+    )
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout.startswith(b"ID3")
+    server.reset()
+
+    term = terminal("--base-url", server.url, "-m", "openai-audio", "hello")
+
+    term.expect(r"error: Refusing to write MP3 audio to a terminal[^\n]*\n")
+    assert term.exit_status() == 2
+    assert b"ID3" not in term.output
+    assert server.requests == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-m", "flux", "--width", "9999", "a cat"],
+        ["-m", "openai-audio", "--voice", "robot", "hi"],
+        ["-o", "answer.txt", "hi"],
+        ["chat", "-m", "flux"],
+    ],
+    ids=["size", "voice", "output-for-text", "chat"],
+)
+def test_bad_media_usage_exits_2_before_anything_is_sent(
+    server: DynasparkTestServer, args: list[str]
+) -> None:
+    done = run("--base-url", server.url, *args)
+
+    assert_one_line_error(done, 2)
+    assert server.requests == []
