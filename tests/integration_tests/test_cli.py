@@ -662,7 +662,7 @@ def test_speech_goes_to_a_pipe_but_never_to_a_terminal(
 def test_bad_media_usage_exits_2_before_anything_is_sent(
     server: DynasparkTestServer, args: list[str]
 ) -> None:
-    done = run("--base-url", server.url, *args)
+    done = run(*args, "--base-url", server.url)
 
     assert_one_line_error(done, 2)
     assert server.requests == []
