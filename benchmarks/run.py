@@ -29,6 +29,7 @@ import concurrency
 import connections
 import form_calls
 import harness
+import image_download
 import image_preparation
 import imports
 import parsing
@@ -43,6 +44,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     imports.run,
     api_invoke.run,
     api_stream.run,
+    image_download.run,
 )
 """Run, and printed, in this order."""
 

@@ -120,3 +120,15 @@ def test_api_rows_carry_figures(smoke_output: str) -> None:
     first = _section(smoke_output, "first event")
     for label in ("bare aiohttp SSE line reader", "ChatDynaspark\\.astream"):
         assert re.search(rf"^  {label} +-?\d+\.\d\d$", first, re.MULTILINE), first
+
+
+def test_image_download_rows_carry_figures(smoke_output: str) -> None:
+    section = _section(smoke_output, "Image download step")
+    assert re.search(
+        rf"^  bare aiohttp GET of the same URL \(floor\) +{NUMBER} +{NUMBER}$",
+        section,
+        re.MULTILINE,
+    ), section
+    assert re.search(
+        rf"^  endpoints\.image\.fetch_image .+ +{MEASURED}$", section, re.MULTILINE
+    ), section
