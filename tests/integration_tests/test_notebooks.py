@@ -10,6 +10,8 @@ user to run them offline. An error in any cell fails the test. With
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import os
 import re
@@ -23,6 +25,7 @@ from ipykernel.kernelspec import write_kernel_spec
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
+from PIL import Image
 
 from langchain_dynaspark import ChatDynaspark
 from langchain_dynaspark.testing.server import (
@@ -39,6 +42,8 @@ RULES_FILE = NOTEBOOKS / "local_server_rules.json"
 NOTEBOOK_NAMES = ["chat_dynaspark.ipynb", "rag_with_dynaspark.ipynb"]
 KERNEL_NAME = "dynaspark-notebooks"
 CELL_TIMEOUT = 300 if LIVE else 60
+KEEP_OUTPUT = "keep-output"
+"""The tag of a cell stored with its output (the picture the notebook shows)."""
 
 local_only = pytest.mark.skipif(LIVE, reason="about the local server")
 
@@ -96,15 +101,53 @@ def _stderr(notebook: nbformat.NotebookNode) -> list[str]:
     ]
 
 
+def _kept(cell: nbformat.NotebookNode) -> bool:
+    """Whether a cell is stored with its output: the picture the notebook shows."""
+    return KEEP_OUTPUT in cell.metadata.get("tags", [])
+
+
 @pytest.mark.parametrize("name", NOTEBOOK_NAMES)
 def test_notebook_is_stored_without_outputs(name: str) -> None:
+    """Only the cells tagged `keep-output` keep theirs: one picture each."""
     notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
     nbformat.validate(notebook)
     cells = _code_cells(notebook)
     assert cells
     for cell in cells:
-        assert cell.outputs == [], cell.source
         assert cell.execution_count is None, cell.source
+        if _kept(cell):
+            [output] = cell.outputs
+            assert output["output_type"] == "execute_result"
+            assert set(output["data"]) == {"image/png", "text/plain"}
+            assert output["execution_count"] is None
+        else:
+            assert cell.outputs == [], cell.source
+
+
+def _pixels(output: nbformat.NotebookNode) -> tuple[tuple[int, int], bytes]:
+    data = base64.b64decode(output["data"]["image/png"])
+    with Image.open(io.BytesIO(data)) as image:
+        return image.size, image.convert("RGB").tobytes()
+
+
+@local_only
+def test_the_stored_picture_is_the_one_the_notebook_shows(
+    run_notebook: Callable[[str], Run],
+) -> None:
+    """The committed output of the image cell is what running it displays."""
+    stored = [
+        cell
+        for cell in _code_cells(nbformat.read(NOTEBOOKS / NOTEBOOK_NAMES[0], 4))
+        if _kept(cell)
+    ]
+    run = run_notebook(NOTEBOOK_NAMES[0])
+    shown = {cell.id: cell for cell in _code_cells(run.notebook) if _kept(cell)}
+
+    assert [cell.id for cell in stored] == ["media-image"]
+    for cell in stored:
+        [output] = shown[cell.id].outputs
+        assert _pixels(output) == _pixels(cell.outputs[0])
+        assert _pixels(output)[0] == (256, 256)
 
 
 @dataclass(frozen=True)
@@ -172,6 +215,19 @@ def test_chat_notebook_reaches_every_canned_answer(
     assert any(fields.get("stream") == "true" for fields in api)
     assert any(fields.get("system") == "Answer in one sentence." for fields in api)
     assert [fields.get("seed") for fields in api].count("7") == 2
+    drawn = [r.fields for r in run.requests if r.path == "/api/generate_image"]
+    assert drawn == [
+        {
+            "user_input": "A lighthouse on a cliff at sunset",
+            "model": "flux",
+            "width": "256",
+            "height": "256",
+            "seed": "42",
+            "api_key": "TH3_API_KEY",
+        }
+    ]
+    spoken = [fields for fields in api if fields.get("model") == "openai-audio"]
+    assert [fields.get("voice") for fields in spoken] == ["nova"]
     uploads = [request.file for request in run.requests if request.file is not None]
     assert len(uploads) == 3
     assert all(upload.content_type.startswith("image/") for upload in uploads)
