@@ -144,6 +144,15 @@ class ChatDynaspark(BaseChatModel):
         strip_image_metadata: Remove EXIF (GPS, camera), XMP, comments and text
             chunks before upload (default `True`).
 
+    Key init args — image and speech params:
+        width, height: Size of a generated picture, 64 to 2048 pixels (unset:
+            the service's 768); image models only.
+        nologo: Ask for pictures without the provider's logo.
+        image_output: `"base64"` (default) downloads the picture into the
+            reply's image block; `"url"` gives a block with only its URL.
+        voice: The voice of `model="openai-audio"`: `alloy` (default), `echo`,
+            `fable`, `onyx`, `nova` or `shimmer`.
+
     Instantiate:
         ```python
         from langchain_dynaspark import ChatDynaspark
@@ -313,6 +322,16 @@ class ChatDynaspark(BaseChatModel):
         and `"tool_calls"` when the reply holds tool calls. On `endpoint="api"`,
         `rate_limit` holds the `X-RateLimit-*` headers (`limit`, `remaining`,
         `reset`), and `model_name` is the model the service says it used.
+
+    Images and speech:
+        `model="flux"` (also `"turbo"`, `"gptimage"`) answers with one standard
+        image block (`{"type": "image", "base64": ..., "mime_type": ...}`),
+        downloaded from the service's `image_url` (kept in
+        `response_metadata["image_url"]`); `model="openai-audio"` answers with
+        one audio block (`"mime_type": "audio/mpeg"`). These models pick their
+        surface whatever `endpoint` says, and refuse images, tools and
+        structured output before sending. See `docs/images-and-speech.md` and
+        `DynasparkImageGenerationTool`.
 
     Token usage:
         The form reports none, so `usage_metadata` is not set there. The API

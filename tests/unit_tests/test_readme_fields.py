@@ -1,4 +1,4 @@
-"""The README's field tables name every `ChatDynaspark` field with its default."""
+"""The README's field tables (and the docs pages') name every field with its default."""
 
 from __future__ import annotations
 
@@ -11,7 +11,11 @@ from langchain_core.language_models import BaseChatModel
 
 from langchain_dynaspark import ChatDynaspark
 
-README = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+ROOT = Path(__file__).parents[2]
+README = "\n".join(
+    path.read_text(encoding="utf-8")
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+)
 _ROW = re.compile(r"^\| `(\w+)`[^|]*\| `([^`]*)`([^|]*)\|", re.MULTILINE)
 """A table row: the field, then the first code span of the default column."""
 FIELDS = sorted(set(ChatDynaspark.model_fields) - set(BaseChatModel.model_fields))
