@@ -19,9 +19,9 @@ from pydantic import Field
 from langchain_dynaspark.errors import DynasparkInputError
 
 __all__ = [
+    "DEFAULT_SIDE",
     "FREE_API_KEY",
     "IMAGE_MODELS",
-    "IMAGE_OUTPUTS",
     "MAX_SIDE",
     "MIN_SIDE",
     "SPEECH_MODEL",
@@ -48,8 +48,9 @@ VOICES = ("alloy", "echo", "fable", "onyx", "nova", "shimmer")
 MIN_SIDE = 64
 MAX_SIDE = 2048
 """The documented range of an image's `width` and `height`, in pixels."""
+DEFAULT_SIDE = 768
+"""The service's `width` and `height` when none is sent."""
 ImageOutput = Literal["base64", "url"]
-IMAGE_OUTPUTS: tuple[ImageOutput, ...] = ("base64", "url")
 """`"base64"`: the image is downloaded into the reply; `"url"`: only its URL."""
 FREE_API_KEY = "TH3_API_KEY"
 """The shared free key the official client sends when the user gives none."""

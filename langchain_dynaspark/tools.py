@@ -22,7 +22,7 @@ from langchain_core.tools import BaseTool
 from pydantic import BaseModel, Field
 
 from langchain_dynaspark.chat_models import ChatDynaspark
-from langchain_dynaspark.media import IMAGE_MODELS, size_field
+from langchain_dynaspark.media import DEFAULT_SIDE, IMAGE_MODELS, size_field
 
 __all__ = ["DynasparkImageGenerationTool", "ImageGenerationInput"]
 
@@ -165,6 +165,6 @@ def _result(
 ) -> tuple[str, dict[str, Any]]:
     """What the model reads (what was drawn, the URL), and the image block."""
     (block,) = (b for b in message.content if isinstance(b, dict))
-    size = f"{painter.width or 768}x{painter.height or 768}"
+    size = f"{painter.width or DEFAULT_SIDE}x{painter.height or DEFAULT_SIDE}"
     url = message.response_metadata.get("image_url", "")
     return f"Drew {prompt!r} with {painter.model}, {size}: {url}", block

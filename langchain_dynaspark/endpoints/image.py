@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urljoin, urlsplit
@@ -163,7 +163,8 @@ class ImageEndpoint:
         query = request.fields
         answer = await get(self.transport, query)
         with Hiding(query.get("api_key")):
-            url = image_url(answer, base=self.transport.url, prompt=prompt_of(query))
+            prompt = query.get("user_input")
+            url = image_url(answer, base=self.transport.url, prompt=prompt)
         if self.image_output == "url":
             block = url_block(url)
         else:
@@ -186,11 +187,6 @@ class ImageEndpoint:
 
 _configured = functools.lru_cache(maxsize=32)(ImageEndpoint)
 """`ImageEndpoint`, built once per set of values (positional, in field order)."""
-
-
-def prompt_of(query: Mapping[str, str]) -> str | None:
-    """The prompt a query sent, for errors to leave out."""
-    return query.get("user_input")
 
 
 def image_url(answer: Answer, *, base: str, prompt: str | None = None) -> str:

@@ -8,12 +8,54 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 
 from aiohttp import web
 
-from langchain_dynaspark.testing.surface import ServiceState
+from langchain_dynaspark.testing.rules import Reply
+from langchain_dynaspark.testing.surface import (
+    ServiceState,
+    reply_headers,
+    scripted_fault,
+)
 
-__all__ = ["admit"]
+__all__ = ["Admitted", "admit", "admitted"]
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A request past the checks: its query, its scripted reply, the headers.
+
+    Attributes:
+        query: The query parameters.
+        reply: The scripted reply it takes, if one was queued.
+        headers: The rate-limit headers and the scripted reply's own.
+        response: The answer already decided (a refusal, a dropped
+            connection), if any: send it and nothing else.
+    """
+
+    query: dict[str, str]
+    reply: Reply | None
+    headers: dict[str, str]
+    response: web.StreamResponse | None = None
+
+
+async def admitted(state: ServiceState, request: web.Request) -> Admitted:
+    """Count and record an API request, check it, and take its scripted reply.
+
+    The scripted reply's delay is waited, and a scripted drop closes the
+    connection (`response` is then set).
+    """
+    state.count_connection(request)
+    query = dict(request.query)
+    state.record(request, query, None)
+    limits, refusal = admit(state, request)
+    if refusal is not None:
+        return Admitted(query, None, {}, refusal)
+    reply = state.next_reply()
+    headers = {**(limits or {}), **reply_headers(reply)}
+    dropped = await scripted_fault(request, reply)
+    return Admitted(query, reply, headers, dropped)
 
 
 def admit(

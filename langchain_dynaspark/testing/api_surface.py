@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from langchain_dynaspark.testing.admission import admit
+from langchain_dynaspark.testing.admission import admitted
 from langchain_dynaspark.testing.recording import RecordedStream
 from langchain_dynaspark.testing.rules import Reply
 from langchain_dynaspark.testing.speech_surface import SPEECH_MODEL, spoken
@@ -28,8 +28,6 @@ from langchain_dynaspark.testing.surface import (
     ServiceState,
     missing_input,
     raw_response,
-    reply_headers,
-    scripted_fault,
 )
 
 __all__ = [
@@ -60,17 +58,10 @@ class ApiSurface:
 
     async def api(self, request: web.Request) -> web.StreamResponse:
         """Answer one API request: JSON, or events with `stream=true`."""
-        self.state.count_connection(request)
-        query = dict(request.query)
-        self.state.record(request, query, None)
-        limits, refusal = admit(self.state, request)
-        if refusal is not None:
-            return refusal
-        reply = self.state.next_reply()
-        headers = {**(limits or {}), **reply_headers(reply)}
-        dropped = await scripted_fault(request, reply)
-        if dropped is not None:
-            return dropped
+        checked = await admitted(self.state, request)
+        if checked.response is not None:
+            return checked.response
+        query, reply, headers = checked.query, checked.reply, checked.headers
         if reply is not None and (reply.status != 200 or _no_text(reply)):
             return raw_response(replace(reply, headers=headers))
         if not query.get("user_input"):

@@ -25,13 +25,11 @@ from dataclasses import replace
 
 from aiohttp import web
 
-from langchain_dynaspark.testing.admission import admit
+from langchain_dynaspark.testing.admission import admitted
 from langchain_dynaspark.testing.surface import (
     ServiceState,
     missing_input,
     raw_response,
-    reply_headers,
-    scripted_fault,
 )
 
 __all__ = ["DEFAULT_IMAGE_PATH", "IMAGE_MODELS", "ImageSurface", "draw"]
@@ -61,17 +59,10 @@ class ImageSurface:
 
     async def generate(self, request: web.Request) -> web.StreamResponse:
         """Answer one generation request with the URL of its picture."""
-        self.state.count_connection(request)
-        query = dict(request.query)
-        self.state.record(request, query, None)
-        limits, refusal = admit(self.state, request)
-        if refusal is not None:
-            return refusal
-        reply = self.state.next_reply()
-        headers = {**(limits or {}), **reply_headers(reply)}
-        dropped = await scripted_fault(request, reply)
-        if dropped is not None:
-            return dropped
+        checked = await admitted(self.state, request)
+        if checked.response is not None:
+            return checked.response
+        query, reply, headers = checked.query, checked.reply, checked.headers
         if reply is not None and (
             reply.status != 200 or reply.body is not None or reply.text is not None
         ):
