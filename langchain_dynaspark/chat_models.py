@@ -1212,6 +1212,7 @@ class ChatDynaspark(BaseChatModel):
             self.max_connections,
             (api_key,) if api_key else (),
             api.NOT_FOUND_HINT if self.endpoint == "api" else form.NOT_FOUND_HINT,
+            "user_input",
         )
 
 
