@@ -14,7 +14,13 @@ from typing import Any, Protocol
 from pydantic import SecretStr
 
 from langchain_dynaspark.endpoints.api import ApiEndpoint
-from langchain_dynaspark.endpoints.base import Call, Capabilities, Endpoint, Request
+from langchain_dynaspark.endpoints.base import (
+    PROMPT_FIELD,
+    Call,
+    Capabilities,
+    Endpoint,
+    Request,
+)
 from langchain_dynaspark.endpoints.form import FormEndpoint
 from langchain_dynaspark.transport import TransportSettings
 
@@ -93,6 +99,8 @@ def _configured(fields: ModelFields) -> Endpoint:
         fields.max_response_bytes,
         fields.max_connections,
         (api_key,) if api_key else (),
+        TransportSettings.not_found_hint,
+        PROMPT_FIELD,
     )
     surface: Any = ENDPOINTS[fields.endpoint]
     endpoint: Endpoint = surface.configure(fields, common)

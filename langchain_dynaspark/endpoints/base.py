@@ -26,7 +26,18 @@ from langchain_dynaspark.transport import TransportSettings
 if TYPE_CHECKING:
     from langchain_core.messages import BaseMessage
 
-__all__ = ["Call", "Capabilities", "Endpoint", "Request", "surface_transport"]
+__all__ = [
+    "PROMPT_FIELD",
+    "Call",
+    "Capabilities",
+    "Endpoint",
+    "Request",
+    "surface_transport",
+]
+
+PROMPT_FIELD = "user_input"
+"""The field that carries the prompt on every text surface: errors never
+quote its value."""
 
 
 @dataclass(frozen=True)

@@ -32,13 +32,13 @@ from langchain_dynaspark import (
     DynasparkRateLimitError,
     DynasparkResponseError,
     DynasparkTimeoutError,
-    transport,
 )
 from langchain_dynaspark.testing.server import (
     DEFAULT_API_MODEL,
     DynasparkTestServer,
     Reply,
 )
+from langchain_dynaspark.transport import retries
 
 API_KEY = "sk-dynaspark-0123456789abcdef"
 """Distinctive, so that a leak is easy to spot."""
@@ -450,7 +450,7 @@ async def test_a_drop_after_chunks_raises_on_astream(
 def test_a_drop_before_the_first_chunk_is_retried(
     server: DynasparkTestServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(transport, "BACKOFF_BASE", 0.01)
+    monkeypatch.setattr(retries, "BACKOFF_BASE", 0.01)
     server.script(
         Reply(events=["x"], drop_after=0),
         Reply(drop=True),
@@ -535,7 +535,7 @@ def test_the_server_window_answers_429_when_spent(server: DynasparkTestServer) -
         server.rate_limit = None
     assert remaining == [1, 0]
     assert caught.value.retry_after is not None
-    assert caught.value.retry_after > transport.MAX_RETRY_AFTER
+    assert caught.value.retry_after > retries.MAX_RETRY_AFTER
     assert "Rate limit exceeded" in str(caught.value)
 
 
@@ -829,7 +829,7 @@ def test_a_stream_reports_the_rate_limit_once(server: DynasparkTestServer) -> No
 def test_a_stream_that_never_starts_times_out_and_is_retried(
     server: DynasparkTestServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(transport, "BACKOFF_BASE", 0.01)
+    monkeypatch.setattr(retries, "BACKOFF_BASE", 0.01)
     server.script(Reply(delay=2.0, text="late"), Reply(events=["on time"]))
     chunks = list(_model(server, timeout=0.3, max_retries=1).stream("Hi"))
     assert "".join(c.text for c in chunks) == "on time"

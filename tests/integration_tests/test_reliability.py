@@ -57,7 +57,13 @@ from langchain_dynaspark import (
     transport,
 )
 from langchain_dynaspark.testing.server import DynasparkTestServer, Reply
-from langchain_dynaspark.transport import TransportSettings, Upload
+from langchain_dynaspark.transport import (
+    TransportSettings,
+    Upload,
+    pools,
+    retries,
+    sync,
+)
 
 PROMPT = "Plan the quokka heist at Zanzibar pier 7731"
 """Distinctive, so a leak of the prompt into an error message is easy to spot."""
@@ -86,7 +92,7 @@ def _assert_clean(error: BaseException) -> None:
 @pytest.fixture
 def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """Backoff of milliseconds: the timing tests below check the real schedule."""
-    monkeypatch.setattr(transport, "BACKOFF_BASE", 0.01)
+    monkeypatch.setattr(retries, "BACKOFF_BASE", 0.01)
 
 
 def _closed_port() -> int:
@@ -414,7 +420,7 @@ async def test_backoff_grows_exponentially_with_jitter(
 ) -> None:
     server.script(*[Reply(status=503)] * 4, "ok")
     assert (await _model(server, max_retries=4).ainvoke(PROMPT)).text == "ok"
-    base = transport.BACKOFF_BASE
+    base = retries.BACKOFF_BASE
     assert len(sleeps) == 4
     for attempt, wait in enumerate(sleeps):
         full = base * 2**attempt
@@ -428,14 +434,14 @@ async def test_backoff_is_capped(
     with pytest.raises(DynasparkAPIError):
         await _model(server, max_retries=8).ainvoke(PROMPT)
     assert len(sleeps) == 8
-    assert all(wait <= transport.BACKOFF_MAX for wait in sleeps)
-    assert sleeps[-1] >= 0.5 * transport.BACKOFF_MAX
+    assert all(wait <= retries.BACKOFF_MAX for wait in sleeps)
+    assert sleeps[-1] >= 0.5 * retries.BACKOFF_MAX
 
 
 def test_backoff_really_waits(
     server: DynasparkTestServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(transport, "BACKOFF_BASE", 0.2)
+    monkeypatch.setattr(retries, "BACKOFF_BASE", 0.2)
     server.script(Reply(status=503), Reply(status=503), "ok")
     start = time.monotonic()
     assert _model(server).invoke(PROMPT).text == "ok"
@@ -480,10 +486,10 @@ async def test_a_wait_longer_than_the_cap_raises_at_once(
 async def test_a_wait_within_the_cap_is_honoured(
     server: DynasparkTestServer, sleeps: list[float]
 ) -> None:
-    wait = f"{transport.MAX_RETRY_AFTER:g}"
+    wait = f"{retries.MAX_RETRY_AFTER:g}"
     server.script(Reply(status=429, headers={"Retry-After": wait}), "ok")
     assert (await _model(server).ainvoke(PROMPT)).text == "ok"
-    assert sleeps == [transport.MAX_RETRY_AFTER]
+    assert sleeps == [retries.MAX_RETRY_AFTER]
 
 
 async def test_unreadable_retry_after_falls_back_to_backoff(
@@ -492,7 +498,7 @@ async def test_unreadable_retry_after_falls_back_to_backoff(
     server.script(Reply(status=429, headers={"Retry-After": "whenever"}), "ok")
     assert (await _model(server).ainvoke(PROMPT)).text == "ok"
     assert len(sleeps) == 1
-    assert 0.5 * transport.BACKOFF_BASE <= sleeps[0] <= transport.BACKOFF_BASE
+    assert 0.5 * retries.BACKOFF_BASE <= sleeps[0] <= retries.BACKOFF_BASE
 
 
 async def test_rate_limit_error_reports_retry_after(
@@ -730,7 +736,7 @@ def test_background_loop_shutdown_closes_its_session_and_loop(
     server: DynasparkTestServer,
 ) -> None:
     """What runs at interpreter exit for the loop behind the sync API."""
-    background = transport._BackgroundLoop()
+    background = sync._BackgroundLoop()
     loop = background.loop()
     settings = TransportSettings(
         url=f"{server.url}/generate_response",
@@ -741,14 +747,14 @@ def test_background_loop_shutdown_closes_its_session_and_loop(
 
     async def call() -> aiohttp.ClientSession:
         await transport.post_form(settings, {"user_input": PROMPT}, None)
-        return (await transport._pool(settings.max_connections)).session
+        return (await pools.pool_for(settings.max_connections)).session
 
     session = asyncio.run_coroutine_threadsafe(call(), loop).result(LIMIT)
     assert not session.closed
     background.shutdown()
     assert session.closed
     assert loop.is_closed()
-    assert loop not in transport._sessions
+    assert loop not in pools._sessions
     assert len(server.requests) == 1
 
 
@@ -1123,7 +1129,7 @@ def test_fork_while_another_thread_makes_a_session(
     if "fork" not in multiprocessing.get_all_start_methods():
         pytest.skip("no 'fork' start method on this platform")
     context = multiprocessing.get_context("fork")
-    with transport._sessions_lock:
+    with pools._sessions_lock:
         child = context.Process(target=_invoke_or_fail, args=(_model(server),))
         child.start()
     child.join(timeout=30)
