@@ -49,7 +49,7 @@ from langchain_dynaspark.emulation.instructions import (
     check_tools,
     resolve_instructions,
 )
-from langchain_dynaspark.endpoints import ENDPOINTS, Endpoint, configure
+from langchain_dynaspark.endpoints import ENDPOINTS, Router, capabilities, configure
 from langchain_dynaspark.endpoints.api import DEFAULT_API_PATH, DEFAULT_MAX_REQUEST_LINE
 from langchain_dynaspark.endpoints.form import DEFAULT_PATH
 from langchain_dynaspark.messages import last_chunk, result
@@ -345,11 +345,13 @@ class ChatDynaspark(BaseChatModel):
     path: str = DEFAULT_PATH
     """Path of the form endpoint; the service has renamed it before."""
 
-    endpoint: Literal["form", "api"] = "form"
-    """Which surface of the service to speak: `"form"` (the web form: images,
-    no sampling parameters) or `"api"` (the documented API: sampling parameters,
-    a system prompt, token streaming, token usage, rate-limit headers; text
-    only)."""
+    endpoint: Literal["auto", "form", "api"] = "auto"
+    """Which surface of the service carries a call: `"auto"` (each call where it
+    fits: the documented API when it fits the request line and holds no image,
+    else the web form; a surface that answers as gone is skipped for a while),
+    or pinned: `"form"` (the web form: images, no sampling parameters) or
+    `"api"` (the documented API: sampling parameters, a system prompt, token
+    streaming, token usage, rate-limit headers; text only)."""
 
     api_path: str = DEFAULT_API_PATH
     """Path of the documented API, used on `endpoint="api"`."""
@@ -457,7 +459,7 @@ class ChatDynaspark(BaseChatModel):
         """Refuse unknown arguments; warn about (and drop) ignored parameters."""
         if not isinstance(values, dict):
             return values
-        endpoint = values.get("endpoint", "form")
+        endpoint = values.get("endpoint", "auto")
         return options.construction_arguments(
             values, options.arguments_of(cls), takes_sampling=_takes_sampling(endpoint)
         )
@@ -550,7 +552,7 @@ class ChatDynaspark(BaseChatModel):
         `create_agent(response_format=...)` uses its tool strategy. Image input
         is what the surface can carry (the form; the API takes text only).
         """
-        return model_profile(ENDPOINTS[self.endpoint].capabilities)
+        return model_profile(capabilities(self.endpoint))
 
     def _get_ls_params(
         self, stop: list[str] | None = None, **kwargs: Any
@@ -799,7 +801,7 @@ class ChatDynaspark(BaseChatModel):
 
         Takes `format_retries` out: a reply with no form to meet needs no repair.
         """
-        if not ENDPOINTS[self.endpoint].capabilities.streaming or kwargs.get("tools"):
+        if not capabilities(self.endpoint).streaming or kwargs.get("tools"):
             return False
         if kwargs.get("response_format") is not None:
             return False
@@ -884,8 +886,8 @@ class ChatDynaspark(BaseChatModel):
         """Warn about ignored `names` this model has not warned about before."""
         options.warn_once(self._warned, names, endpoint)
 
-    def _endpoint(self) -> Endpoint:
-        """The surface this model speaks, configured from its fields."""
+    def _endpoint(self) -> Router:
+        """The surfaces this model may speak, configured from its fields."""
         return configure(self)
 
 

@@ -14,8 +14,10 @@ from collections.abc import AsyncGenerator
 
 from langchain_core.outputs import ChatGenerationChunk
 
-from langchain_dynaspark.calls import PreparedCall
+from langchain_dynaspark.calls import PreparedCall, reroute
 from langchain_dynaspark.emulation.format_repair import Attempt, repair_prompt
+from langchain_dynaspark.endpoints.gone import first_contact, is_gone
+from langchain_dynaspark.errors import DynasparkError
 from langchain_dynaspark.messages import final_chunk, reply_message, text_chunk
 from langchain_dynaspark.reply import Reply, StopScanner, apply_stop
 
@@ -32,7 +34,7 @@ async def attempt(call: PreparedCall) -> Attempt:
     The attempt carries the repair prompt to send when the reply missed the
     form the call required.
     """
-    reply = await call.endpoint.send(call.request)
+    call, reply = await _sent(call)
     text, cut = apply_stop(reply.text, call.stop)
     emulation = call.emulation
     parsed, problem = (
@@ -40,7 +42,9 @@ async def attempt(call: PreparedCall) -> Attempt:
         if len(text) > _READ_IN_THREAD
         else emulation.read(text)
     )
-    message = reply_message(call.request.model, reply, parsed, cut=cut)
+    message = reply_message(
+        call.endpoint.name, call.request.model, reply, parsed, cut=cut
+    )
     return Attempt(
         message,
         text,
@@ -61,9 +65,10 @@ async def chunks(call: PreparedCall) -> AsyncGenerator[ChatGenerationChunk, None
     scanner = StopScanner(call.stop)
     model = usage = finish_reason = limits = None
     tail = ""
-    pieces = call.endpoint.events(call.request)
+    call, pieces, first = await _opened(call)
     async with contextlib.aclosing(pieces):
-        async for piece in pieces:
+        piece: Reply | None = first
+        while piece is not None:
             model = piece.model or model
             usage = piece.usage or usage
             finish_reason = piece.finish_reason or finish_reason
@@ -74,7 +79,43 @@ async def chunks(call: PreparedCall) -> AsyncGenerator[ChatGenerationChunk, None
                 break
             if text:
                 yield text_chunk(text)
+            piece = await anext(pieces, None)
     tail += scanner.flush()
     last = Reply(tail, model=model, usage=usage, rate_limit=limits)
     finish = "stop_sequence" if scanner.matched else finish_reason or "stop"
-    yield final_chunk(call.request.model, last, finish)
+    yield final_chunk(call.endpoint.name, call.request.model, last, finish)
+
+
+async def _sent(call: PreparedCall) -> tuple[PreparedCall, Reply]:
+    """The call sent, on another surface if its own answered as gone."""
+    while True:
+        try:
+            if not call.router.rerouting:
+                return call, await call.endpoint.send(call.request)
+            async with first_contact(call.endpoint.transport.url):
+                return call, await call.endpoint.send(call.request)
+        except DynasparkError as error:
+            if not (call.router.rerouting and is_gone(error)):
+                raise
+            call = reroute(call, error)
+
+
+async def _opened(
+    call: PreparedCall,
+) -> tuple[PreparedCall, AsyncGenerator[Reply, None], Reply | None]:
+    """The call's stream and its first piece.
+
+    On another surface if the call's own answered as gone before any piece.
+    """
+    while True:
+        pieces = call.endpoint.events(call.request)
+        try:
+            if not call.router.rerouting:
+                return call, pieces, await anext(pieces, None)
+            async with first_contact(call.endpoint.transport.url):
+                return call, pieces, await anext(pieces, None)
+        except DynasparkError as error:
+            await pieces.aclose()
+            if not (call.router.rerouting and is_gone(error)):
+                raise
+            call = reroute(call, error)

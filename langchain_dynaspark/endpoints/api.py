@@ -56,6 +56,7 @@ __all__ = [
     "DEFAULT_API_PATH",
     "DEFAULT_MAX_REQUEST_LINE",
     "NOT_FOUND_HINT",
+    "PUBLIC_API_KEY",
     "ApiEndpoint",
     "build_query",
     "check_request_line",
@@ -73,6 +74,9 @@ NOT_FOUND_HINT = (
     "The API path may have moved: set `api_path=` (or `base_url=`) to where the "
     "service answers now, or use `endpoint='form'`."
 )
+PUBLIC_API_KEY = "TH3_API_KEY"
+"""The service's shared free key, which its official client sends when the user
+gives none."""
 CAPABILITIES = Capabilities(
     sampling=True, system=True, streaming=True, request_line=True
 )
@@ -108,14 +112,15 @@ class ApiEndpoint:
         default_model: The model named when the call chose none: the one the
             user set on the model, else `None` (the service's default).
         private: Whether generations are kept out of the public feed.
-        api_key: The key sent with every request, if any.
+        api_key: The key sent with every request: the user's, else the
+            service's public free key.
         max_request_line: Longest request line sent, in bytes.
     """
 
     transport: TransportSettings
     default_model: str | None
     private: bool
-    api_key: str | None
+    api_key: str
     max_request_line: int
     name = "api"
     capabilities = CAPABILITIES
@@ -129,7 +134,7 @@ class ApiEndpoint:
             surface_transport(common, url, NOT_FOUND_HINT),
             fields.model if "model" in fields.model_fields_set else None,
             fields.private,
-            key or None,
+            key or PUBLIC_API_KEY,
             fields.max_request_line,
         )
 

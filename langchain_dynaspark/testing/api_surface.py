@@ -22,6 +22,7 @@ from langchain_dynaspark.testing.recording import RecordedStream
 from langchain_dynaspark.testing.rules import Reply
 from langchain_dynaspark.testing.surface import (
     ServiceState,
+    gone_page,
     missing_input,
     raw_response,
     reply_headers,
@@ -93,9 +94,15 @@ class ApiSurface:
     ) -> tuple[dict[str, str] | None, web.Response | None]:
         """Rate-limit headers for an API request, and the refusal it gets, if any.
 
-        A request line over `max_request_line` bytes gets a `414`; a request
-        over the rate limit gets a `429`.
+        A surface marked gone gets a `404` page; a request without the key the
+        server requires a `401`; a request line over `max_request_line` bytes
+        a `414`; a request over the rate limit a `429`.
         """
+        if "api" in self.state.gone:
+            return None, gone_page()
+        key = self.state.api_key
+        if key is not None and request.query.get("api_key") != key:
+            return None, web.json_response({"error": "Invalid API key"}, status=401)
         version = request.version
         line = f"{request.method} {request.raw_path} HTTP/{version.major}."
         line += str(version.minor)

@@ -12,7 +12,11 @@ It speaks both protocols `ChatDynaspark` uses:
   by default, then a `usage` event and `data: [DONE]`), `event_delay` seconds
   apart. With `rate_limit` set, each API answer carries `X-RateLimit-*` headers
   and a spent window answers `429`; a request line longer than
-  `max_request_line` bytes answers `414`.
+  `max_request_line` bytes answers `414`. With `api_key` set, an API request
+  without that key answers `401`.
+
+A surface named in `gone` (`"form"`, `"api"`) answers every request with a
+`404` HTML page, as a moved path does (the request is still recorded).
 
 Which answer comes back is up to you:
 
@@ -119,6 +123,8 @@ class DynasparkTestServer(ServiceState):
         rate_limit: int | None = None,
         rate_window: float = 3600.0,
         max_request_line: int | None = DEFAULT_MAX_REQUEST_LINE,
+        gone: Iterable[str] = (),
+        api_key: str | None = None,
     ) -> None:
         super().__init__(
             rules=rules,
@@ -127,6 +133,8 @@ class DynasparkTestServer(ServiceState):
             rate_window=rate_window,
             max_request_line=max_request_line,
         )
+        self.gone.update(gone)
+        self.api_key = api_key
         self.host = host
         self.port = port
         self.path = path
@@ -241,6 +249,14 @@ def main(argv: list[str] | None = None) -> None:
         "--max-request-line", type=int, default=DEFAULT_MAX_REQUEST_LINE
     )
     parser.add_argument(
+        "--gone",
+        action="append",
+        choices=("form", "api"),
+        default=[],
+        help="a surface that answers 404, as a moved path does (repeatable)",
+    )
+    parser.add_argument("--api-key", help="the key the API requires (401 without)")
+    parser.add_argument(
         "--rules",
         type=Path,
         help='JSON file: a list of {"pattern": "<regex>", "reply": "<text>"}',
@@ -263,6 +279,8 @@ def main(argv: list[str] | None = None) -> None:
         rate_limit=args.rate_limit,
         rate_window=args.rate_window,
         max_request_line=args.max_request_line,
+        gone=args.gone,
+        api_key=args.api_key,
     )
     if args.files is not None:
         server.add_files(args.files)

@@ -50,6 +50,9 @@ __all__ = [
     "too_long",
 ]
 
+_GONE = {404: "Not Found", 405: "Method Not Allowed", 410: "Gone"}
+"""Statuses that say the path itself is not there (any more)."""
+
 KEPT_REDIRECTS = frozenset({307, 308})
 """Redirects a client follows with the same method and body."""
 _LOST_REDIRECTS = frozenset({301, 302, 303})
@@ -138,13 +141,17 @@ def status_error(
             f"while waking: retry in {when}, or raise `max_retries`."
         )
         return DynasparkAPIError(msg, status_code=status, server_message=said)
-    if status == 404:
+    if status in _GONE:
         msg = (
-            f"Dynaspark answered 404 Not Found at {urlsplit(settings.url).path}."
-            f"{said_part} {settings.not_found_hint}"
+            f"Dynaspark answered {status} {_GONE[status]} at "
+            f"{urlsplit(settings.url).path}.{said_part} {settings.not_found_hint}"
         )
         return DynasparkNotFoundError(msg, status_code=status, server_message=said)
     hints = {
+        401: (
+            " The service refused the API key: set the `DYNASPARK_API_KEY` "
+            "environment variable (or `api_key=`) to a key it accepts."
+        ),
         413: " The upload is too large: send a smaller image or a shorter prompt.",
         414: (
             " The request line is too long for the server: lower "

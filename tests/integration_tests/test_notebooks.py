@@ -116,7 +116,7 @@ class Run:
 
     @property
     def prompts(self) -> list[str]:
-        return [request.fields["user_input"] for request in self.requests]
+        return [request.seen for request in self.requests]
 
 
 @pytest.fixture(scope="module")
