@@ -114,13 +114,6 @@ async def _turn(url: str) -> bool:
         DynasparkNotFoundError: If it answered another call as gone.
     """
     while True:
-        with _lock:
-            if url in _contacted:
-                return False
-            if url not in _contacting:
-                _contacting.add(url)
-                return True
-        await asyncio.sleep(_WAIT_STEP)
         left = gone_for(url)
         if left is not None:
             msg = (
@@ -128,6 +121,13 @@ async def _turn(url: str) -> bool:
                 f"call); it is tried again in {left:.0f} s."
             )
             raise DynasparkNotFoundError(msg, status_code=404)
+        with _lock:
+            if url in _contacted:
+                return False
+            if url not in _contacting:
+                _contacting.add(url)
+                return True
+        await asyncio.sleep(_WAIT_STEP)
 
 
 def forget() -> None:
