@@ -75,10 +75,12 @@ class ChatDynaspark(BaseChatModel):
     renders the whole conversation into the single prompt the service takes
     (each message labelled by its role) and turns the reply into an `AIMessage`.
 
-    It speaks both surfaces of the service: the web form (`endpoint="form"`, the
-    default: images, no sampling parameters) and the documented API
-    (`endpoint="api"`: sampling parameters, a system prompt, token streaming,
-    token usage and rate-limit headers; text only).
+    It speaks both surfaces of the service: the web form (`endpoint="form"`:
+    images, no sampling parameters) and the documented API (`endpoint="api"`:
+    sampling parameters, a system prompt, token streaming, token usage and
+    rate-limit headers; text only). By default (`endpoint="auto"`) each call
+    goes where it fits: the API when it fits its request line and holds no
+    image, else the form; `response_metadata["endpoint"]` says which answered.
 
     Setup:
         No API key is needed. The package is not on PyPI yet: install it from
@@ -119,7 +121,8 @@ class ChatDynaspark(BaseChatModel):
             (default 2; `0` means one attempt).
         proxy: HTTP(S) proxy URL; `HTTP(S)_PROXY` from the environment is used
             when unset.
-        endpoint: `"form"` (default) or `"api"`.
+        endpoint: `"auto"` (default: each call where it fits), `"form"` or
+            `"api"` (pinned: that surface only).
         api_path: Path of the documented API, default `/api/generate_response`.
         api_key: API key, from `DYNASPARK_API_KEY` when set; sent only when
             there is one, never shown.
