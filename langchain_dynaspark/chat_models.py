@@ -49,7 +49,7 @@ from langchain_dynaspark.emulation.instructions import (
     check_tools,
     resolve_instructions,
 )
-from langchain_dynaspark.endpoints import ENDPOINTS, Router, capabilities, configure
+from langchain_dynaspark.endpoints import CHOICES, Router, capabilities, configure
 from langchain_dynaspark.endpoints.api import DEFAULT_API_PATH, DEFAULT_MAX_REQUEST_LINE
 from langchain_dynaspark.endpoints.form import DEFAULT_PATH
 from langchain_dynaspark.messages import last_chunk, result
@@ -900,5 +900,5 @@ _sampling_of = attrgetter(*options.SAMPLING_PARAMS)
 
 def _takes_sampling(endpoint: Any) -> bool:
     """Whether the surface called `endpoint` takes sampling parameters."""
-    known = ENDPOINTS.get(endpoint) if isinstance(endpoint, str) else None
-    return known is None or known.capabilities.sampling
+    known = isinstance(endpoint, str) and endpoint in CHOICES
+    return not known or capabilities(endpoint).sampling

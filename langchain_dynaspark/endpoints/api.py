@@ -77,9 +77,7 @@ NOT_FOUND_HINT = (
 PUBLIC_API_KEY = "TH3_API_KEY"
 """The service's shared free key, which its official client sends when the user
 gives none."""
-CAPABILITIES = Capabilities(
-    sampling=True, system=True, streaming=True, request_line=True
-)
+CAPABILITIES = Capabilities(sampling=True, streaming=True)
 
 _STRUCTURED_KEYS = frozenset({"choices", "response", "usage", "error"})
 """An event's JSON object with one of these keys is structured; else plain text."""

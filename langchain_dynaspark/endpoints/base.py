@@ -47,17 +47,12 @@ class Capabilities:
     Attributes:
         images: Image input.
         sampling: Sampling parameters (`temperature`, `top_p`, penalties, `seed`).
-        system: A system prompt apart from the transcript.
         streaming: A reply token by token, as server-sent events.
-        request_line: The prompt travels in the URL, so `max_request_line`
-            bounds how long a call can be.
     """
 
     images: bool = False
     sampling: bool = False
-    system: bool = False
     streaming: bool = False
-    request_line: bool = False
 
 
 @dataclass(frozen=True)

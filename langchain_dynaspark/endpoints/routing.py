@@ -24,9 +24,7 @@ from langchain_dynaspark.errors import (
 __all__ = ["AUTO", "AUTO_CAPABILITIES", "Route", "Router"]
 
 AUTO = "auto"
-AUTO_CAPABILITIES = Capabilities(
-    images=True, sampling=True, system=True, streaming=True
-)
+AUTO_CAPABILITIES = Capabilities(images=True, sampling=True, streaming=True)
 """What `endpoint="auto"` can carry: each call on a surface that can."""
 
 
