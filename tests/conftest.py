@@ -15,6 +15,7 @@ import pytest
 
 from langchain_dynaspark.endpoints import gone
 from langchain_dynaspark.testing.server import DynasparkTestServer
+from langchain_dynaspark.transport import backoff
 
 LIVE = os.environ.get("DYNASPARK_LIVE") == "1"
 LIVE_BASE_URL = os.environ.get("DYNASPARK_BASE_URL", "https://dynaspark.onrender.com")
@@ -30,6 +31,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 else pytest.mark.allow_hosts(["127.0.0.1"])
             )
             item.add_marker(marker)
+
+
+@pytest.fixture(autouse=True)
+def fresh_backoff() -> Iterator[None]:
+    """Each test starts with no back-off learned from another's 429s.
+
+    The back-off is shared by every caller in the process, and every test talks
+    to the same local server.
+    """
+    backoff.reset()
+    yield
+    backoff.reset()
 
 
 @pytest.fixture(autouse=True)

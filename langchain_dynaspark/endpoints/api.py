@@ -9,7 +9,8 @@ three styles are accepted, in any mix: OpenAI-style chunks
 (`{"choices": [{"delta": {"content": ...}}]}`), `{"response": ...}` objects and
 plain text. `data: [DONE]` ends the stream; `usage`, `model` and
 `finish_reason` are read from any event. Rate-limit headers
-(`X-RateLimit-Limit`, `-Remaining`, `-Reset`) are read from every answer.
+(`X-RateLimit-Limit`, `-Remaining`, `-Reset`) are read from every answer
+(finite numbers only).
 
 Everything here is pure except `ApiEndpoint.send` and `ApiEndpoint.events`,
 which go through `transport`.
@@ -19,10 +20,10 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import quote
 
 from langchain_core.messages import BaseMessage, SystemMessage, UsageMetadata
 from yarl import URL
@@ -42,6 +43,7 @@ from langchain_dynaspark.transport import (
     Answer,
     TransportSettings,
     check_encodable,
+    conceal,
     get,
     stream_get,
 )
@@ -55,6 +57,7 @@ __all__ = [
     "CAPABILITIES",
     "DEFAULT_API_PATH",
     "DEFAULT_MAX_REQUEST_LINE",
+    "MOVED_HINT",
     "NOT_FOUND_HINT",
     "PUBLIC_API_KEY",
     "ApiEndpoint",
@@ -73,6 +76,10 @@ DEFAULT_MAX_REQUEST_LINE = 4094
 NOT_FOUND_HINT = (
     "The API path may have moved: set `api_path=` (or `base_url=`) to where the "
     "service answers now, or use `endpoint='form'`."
+)
+MOVED_HINT = (
+    "set `base_url` (and `api_path`) to the new location (an `http://` address "
+    "that redirects usually wants `https://`)."
 )
 PUBLIC_API_KEY = "TH3_API_KEY"
 """The service's shared free key, which its official client sends when the user
@@ -129,7 +136,7 @@ class ApiEndpoint:
         key = fields.api_key.get_secret_value() if fields.api_key else None
         url = fields.base_url.rstrip("/") + fields.api_path
         return _configured(
-            surface_transport(common, url, NOT_FOUND_HINT),
+            surface_transport(common, url, NOT_FOUND_HINT, MOVED_HINT),
             fields.model if "model" in fields.model_fields_set else None,
             fields.private,
             key or PUBLIC_API_KEY,
@@ -170,7 +177,7 @@ class ApiEndpoint:
         """Send one request and return the whole reply."""
         query = request.fields
         answer = await get(self.transport, query)
-        with _Hiding(query.get("api_key")):
+        with _Hiding(query.get("api_key"), query.get("user_input")):
             return parse_reply(answer, prompt=query.get("user_input"))
 
     def events(self, request: Request) -> AsyncGenerator[Reply, None]:
@@ -341,7 +348,10 @@ def usage_metadata(usage: Any) -> UsageMetadata | None:
 
 
 def rate_limit(headers: Mapping[str, str]) -> dict[str, float] | None:
-    """`X-RateLimit-Limit`, `-Remaining` and `-Reset` as numbers, if sent."""
+    """`X-RateLimit-Limit`, `-Remaining` and `-Reset` as numbers, if sent.
+
+    A header that is not a finite number (`nan`, `inf`, text) is left out.
+    """
     found: dict[str, float] = {}
     for key, header in _RATE_LIMIT_HEADERS.items():
         value = headers.get(header)
@@ -351,7 +361,8 @@ def rate_limit(headers: Mapping[str, str]) -> dict[str, float] | None:
             number = float(value)
         except ValueError:
             continue
-        found[key] = int(number) if number.is_integer() else number
+        if math.isfinite(number):
+            found[key] = int(number) if number.is_integer() else number
     return found or None
 
 
@@ -392,16 +403,18 @@ class _Events:
 
 
 class _Hiding:
-    """Re-raise a reply error without `secret`, should the service quote it.
+    """Re-raise a reply error without the query, `secret` or `prompt` it quotes.
 
-    A class, not a `contextlib.contextmanager`: it wraps every reply and every
-    streamed read, and entering it costs no generator.
+    The service may echo the request target, or the key, in any encoding
+    (`transport.conceal`). A class, not a `contextlib.contextmanager`: it wraps
+    every reply and every streamed read, and entering it costs no generator.
     """
 
-    __slots__ = ("_secret",)
+    __slots__ = ("_prompt", "_secret")
 
-    def __init__(self, secret: str | None) -> None:
+    def __init__(self, secret: str | None, prompt: str | None = None) -> None:
         self._secret = secret
+        self._prompt = prompt
 
     def __enter__(self) -> None:
         return None
@@ -412,18 +425,20 @@ class _Hiding:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        secret = self._secret
-        if not secret or not isinstance(error, DynasparkResponseError):
+        if not isinstance(error, DynasparkResponseError):
             return
+        secrets = (self._secret,) if self._secret else ()
+        prompt = self._prompt
 
         def hide(text: str) -> str:
-            for form in (secret, quote(secret, safe="")):
-                text = text.replace(form, "***")
-            return text
+            return conceal(text, secrets, prompt=prompt)
 
         said = error.server_message
-        raise DynasparkResponseError(
-            hide(str(error)),
+        message = hide(str(error))
+        if message == str(error) and (not said or hide(said) == said):
+            return
+        raise type(error)(
+            message,
             status_code=error.status_code,
             server_message=hide(said) if said else None,
         ) from None

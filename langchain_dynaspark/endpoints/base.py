@@ -141,11 +141,13 @@ class Endpoint(Protocol):
 
 @functools.lru_cache(maxsize=64)
 def surface_transport(
-    common: TransportSettings, url: str, not_found_hint: str
+    common: TransportSettings, url: str, not_found_hint: str, moved_hint: str
 ) -> TransportSettings:
-    """The `common` settings for one surface: its URL and what a 404 tells.
+    """The `common` settings for one surface: its URL, what a 404 and a redirect tell.
 
     Built once per set of values: a call derives them from the model's fields,
     which are the same call after call.
     """
-    return replace(common, url=url, not_found_hint=not_found_hint)
+    return replace(
+        common, url=url, not_found_hint=not_found_hint, moved_hint=moved_hint
+    )

@@ -1,8 +1,9 @@
 """The text API surface: `GET {api_path}`, answered as JSON or as events.
 
 A JSON answer, or with `stream=true` server-sent events in the style the reply
-asks for, each after the admission checks: the request line's length (`414`)
-and the rate-limit window (`429`, and `X-RateLimit-*` headers on every answer).
+asks for, each after the admission checks: the request line's length (`414`),
+the rate-limit window (`429`, and `X-RateLimit-*` headers on every answer) and
+the requests answered at once (`max_concurrent`: a `429` with `Retry-After`).
 """
 
 from __future__ import annotations
@@ -57,9 +58,24 @@ class ApiSurface:
 
     async def api(self, request: web.Request) -> web.StreamResponse:
         """Answer one API request: JSON, or events with `stream=true`."""
-        self.state.count_connection(request)
+        state = self.state
+        state.count_connection(request)
         query = dict(request.query)
-        self.state.record(request, query, None)
+        state.record(request, query, None)
+        if state.max_concurrent is not None and state.active >= state.max_concurrent:
+            error = {"error": "Too many requests at once"}
+            headers = {"Retry-After": state.busy_retry_after}
+            return web.json_response(error, status=429, headers=headers)
+        state.active += 1
+        try:
+            return await self._answer(request, query)
+        finally:
+            state.active -= 1
+
+    async def _answer(
+        self, request: web.Request, query: dict[str, str]
+    ) -> web.StreamResponse:
+        """Answer an admitted API request."""
         limits, refusal = self._admit(request)
         if refusal is not None:
             return refusal
@@ -68,6 +84,9 @@ class ApiSurface:
         dropped = await scripted_fault(request, reply)
         if dropped is not None:
             return dropped
+        if reply is not None and reply.echo_target:
+            target = f"{request.method} {request.raw_path}"
+            reply = replace(reply, body={"error": f"cannot serve {target}"})
         if reply is not None and (reply.status != 200 or _no_text(reply)):
             return raw_response(replace(reply, headers=headers))
         if not query.get("user_input"):

@@ -11,9 +11,11 @@ It speaks both protocols `ChatDynaspark` uses:
   events with `stream=true`, in the style of `Reply.sse` (OpenAI-style chunks
   by default, then a `usage` event and `data: [DONE]`), `event_delay` seconds
   apart. With `rate_limit` set, each API answer carries `X-RateLimit-*` headers
-  and a spent window answers `429`; a request line longer than
-  `max_request_line` bytes answers `414`. With `api_key` set, an API request
-  without that key answers `401`.
+  and a spent window answers `429`; with `max_concurrent` set, an API request
+  beyond that many being answered at once answers `429` with `Retry-After:
+  busy_retry_after`; a request line longer than `max_request_line` bytes
+  answers `414`. With `api_key` set, an API request without that key answers
+  `401`.
 
 A surface named in `gone` (`"form"`, `"api"`) answers every request with a
 `404` HTML page, as a moved path does (the request is still recorded).

@@ -62,6 +62,12 @@ class ServiceState:
         self.rate_limit = rate_limit
         """API requests allowed per `rate_window` seconds; `None`: no limit."""
         self.rate_window = rate_window
+        self.max_concurrent: int | None = None
+        """API requests answered at once; one more gets a `429`. `None`: any."""
+        self.busy_retry_after = "1"
+        """The `Retry-After` of a `429` for too many requests at once."""
+        self.active = 0
+        """API requests being answered now."""
         self.max_request_line = max_request_line
         self.rules = rules_module.compile_rules(rules)
         self.requests: list[RecordedRequest] = []

@@ -6,6 +6,8 @@ should advise (`not_found_hint`). One module per job:
 
 - `exchange`: POST a form, GET, GET a stream, download a file.
 - `retries`: the one retry loop, its backoff and `Retry-After` waits.
+- `backoff`: the back-off every caller of one service shares after a 429:
+  a gate for the wait the service asked, and a limit on requests in flight.
 - `failures`: typed errors from statuses, timeouts and lost connections,
   scrubbed of credentials, secrets and the prompt.
 - `proxies`: the proxy of a URL (from the settings or the environment) and the
@@ -25,6 +27,7 @@ from langchain_dynaspark.transport.exchange import (
     post_form,
     stream_get,
 )
+from langchain_dynaspark.transport.failures import conceal
 from langchain_dynaspark.transport.retries import (
     BACKOFF_BASE,
     BACKOFF_MAX,
@@ -55,6 +58,7 @@ __all__ = [
     "TransportSettings",
     "Upload",
     "check_encodable",
+    "conceal",
     "download",
     "get",
     "iterate_sync",

@@ -1,8 +1,9 @@
 """The exchanges: POST a form, GET, GET a stream, download a file.
 
 - Each request goes through the one retry loop (`retries`) on the running
-  loop's pool (`pools`). A request waits for a free slot first, and its
-  `timeout` starts once it has one.
+  loop's pool (`pools`). A request waits for a free slot first (and for the
+  service's shared back-off, `backoff`), and its `timeout` starts once it has
+  one. A stream keeps its slot until it ends, as it keeps its connection.
 - Redirects: 307/308 are followed with the form (at most `MAX_REDIRECTS`);
   301/302/303, which would turn the POST into a GET without the form, raise a
   `DynasparkRedirectError` naming the new location. A GET follows none: a
@@ -15,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -24,6 +26,7 @@ import aiohttp
 from yarl import URL
 
 from langchain_dynaspark.errors import DynasparkImageError, DynasparkInputError
+from langchain_dynaspark.transport.backoff import Slot, backoff_for
 from langchain_dynaspark.transport.failures import (
     KEPT_REDIRECTS,
     broken_stream_error,
@@ -72,7 +75,7 @@ async def post_form(
     async def attempt(pool: Pool, proxy: Proxy, tried: int) -> bytes:
         url = settings.url
         # The timeout starts inside: a request waiting for a slot has not left.
-        async with pool.slots:
+        async with Slot(pool.slots, backoff_for(settings.url)):
             for _ in range(MAX_REDIRECTS + 1):
                 if upload is None:
                     data: Any = urlencode(fields).encode()
@@ -102,7 +105,7 @@ async def post_form(
                     break
             else:
                 body = b""
-        raise refusal(response, body, fields, settings, tried, location=location)
+            raise refusal(response, body, fields, settings, tried, location=location)
 
     return await with_retries(settings, attempt)
 
@@ -117,7 +120,9 @@ async def get(settings: TransportSettings, params: Mapping[str, str]) -> Answer:
         DynasparkError: A typed subclass for each failure; see `errors`.
     """
 
-    async def read(response: aiohttp.ClientResponse) -> Answer:
+    async def read(
+        response: aiohttp.ClientResponse, _slot: contextlib.AsyncExitStack
+    ) -> Answer:
         body = _as_utf8(
             await _read(response, settings.max_response_bytes), response.charset
         )
@@ -147,13 +152,15 @@ async def stream_get(
         DynasparkError: A typed subclass for each failure; see `errors`.
     """
 
-    async def start(response: aiohttp.ClientResponse) -> _Started[T]:
-        """Read until the body gives its first items (or ends)."""
+    async def start(
+        response: aiohttp.ClientResponse, slot: contextlib.AsyncExitStack
+    ) -> _Started[T]:
+        """Read until the body gives its first items (or ends); keep the slot."""
         body = decoder(Answer(response.headers, response.content_type))
         async for chunk in response.content.iter_any():
             if first := list(body.feed(chunk)):
-                return _Started(response, first, body)
-        return _Started(response, list(body.end()), None)
+                return _Started(response, first, body, slot.pop_all())
+        return _Started(response, list(body.end()), None, slot.pop_all())
 
     timeout = stream_timeout(settings.timeout, settings.connect_timeout)
     started = await _exchange(settings, params, _STREAM_HEADERS, timeout, start)
@@ -175,6 +182,7 @@ async def stream_get(
     finally:
         # Unread data makes aiohttp close the connection rather than reuse it.
         started.response.release()
+        await started.slot.aclose()
 
 
 @dataclass(frozen=True)
@@ -184,6 +192,8 @@ class _Started(Generic[T]):
     response: aiohttp.ClientResponse
     first: list[T]
     rest: Decoder[T] | None
+    slot: contextlib.AsyncExitStack
+    """The request's slot, given back when the stream ends."""
 
 
 async def _exchange(
@@ -191,20 +201,23 @@ async def _exchange(
     params: Mapping[str, str],
     headers: Mapping[str, str],
     timeout: aiohttp.ClientTimeout,
-    read: Callable[[aiohttp.ClientResponse], Awaitable[T]],
+    read: Callable[[aiohttp.ClientResponse, contextlib.AsyncExitStack], Awaitable[T]],
 ) -> T:
     """A GET, retried: what `read` makes of a `200` answer.
 
     Once `read` has returned, it owns the response: it released it, or handed
-    it on; if `read` fails, the response is released here.
+    it on; if `read` fails, the response is released here. `read` is given the
+    request's slot, given back when `read` returns unless it takes it along.
     """
     check_encodable(params)
 
     async def attempt(pool: Pool, proxy: Proxy, tried: int) -> T:
         response: aiohttp.ClientResponse | None = None
         try:
-            # The slot is held until the answer has started (its first items).
-            async with pool.slots:
+            async with contextlib.AsyncExitStack() as slot:
+                await slot.enter_async_context(
+                    Slot(pool.slots, backoff_for(settings.url))
+                )
                 # No redirects: they would carry the query, and its key, away.
                 response = await pool.session.get(
                     settings.url,
@@ -216,11 +229,19 @@ async def _exchange(
                     allow_redirects=False,
                 )
                 if response.status == 200:
-                    result = await read(response)
+                    result = await read(response, slot)
                     response = None  # `read` has released it, or handed it on.
                     return result
                 body = await _read_start(response, settings.max_response_bytes)
-            raise refusal(response, body, params, settings, tried)
+                raise refusal(
+                    response,
+                    body,
+                    params,
+                    settings,
+                    tried,
+                    location=_location(response),
+                    resends=False,
+                )
         finally:
             if response is not None:
                 response.release()

@@ -2,9 +2,10 @@
 
 Every failure is raised as a typed `DynasparkError`, never returned as text.
 Messages quote the service's own words but not the prompt (the value of the
-settings' `prompt_field`), and never a password from the URL or the proxy, nor
-one of the settings' `secrets`. `Retry-After` (seconds or an HTTP date) and
-`X-RateLimit-Reset` say how long the service asked to wait.
+settings' `prompt_field`), and never a password from the URL or the proxy, a
+query string, nor one of the settings' `secrets` in any encoding. `Retry-After`
+(seconds or an HTTP date) says how long the service asked to wait; on a 429
+(or an answer with `X-RateLimit-Remaining: 0`), so does `X-RateLimit-Reset`.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import math
+import re
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 from time import time
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 import aiohttp
 from yarl import URL
@@ -40,6 +42,7 @@ __all__ = [
     "KEPT_REDIRECTS",
     "Refused",
     "broken_stream_error",
+    "conceal",
     "connection_error",
     "not_http_error",
     "parse_retry_after",
@@ -59,6 +62,14 @@ _LOST_REDIRECTS = frozenset({301, 302, 303})
 """Redirects after which a client sends a GET, without the form."""
 _UNIX_TIME = 1e9
 """An `X-RateLimit-Reset` at least this large is a Unix time, not seconds."""
+_UNIX_TIME_MS = 1e12
+"""An `X-RateLimit-Reset` at least this large is a Unix time in milliseconds."""
+_QUERY = re.compile(r"(?<=[\w/%.\-])\?[^\s'\"<>]*=[^\s'\"<>]*")
+"""A query string in a URL or request target: it carries the request's fields."""
+_HIDDEN_QUERY = "?[query]"
+_PROMPT = "[your prompt]"
+_MIN_PROMPT = 8
+"""Shorter prompts are too likely to be ordinary words to be replaced."""
 
 
 class Refused(Exception):
@@ -78,14 +89,25 @@ def refusal(
     attempt: int,
     *,
     location: str | None = None,
+    resends: bool = True,
 ) -> Refused:
-    """What a non-`200` answer to `fields` means, as the `Refused` retries read."""
-    retry_after = _retry_after(response.headers)
+    """What a non-`200` answer to `fields` means, as the `Refused` retries read.
+
+    `resends`: the request is one sent on with its body after a 307 or 308.
+    """
+    retry_after = _retry_after(response.status, response.headers)
     field = settings.prompt_field
-    said = server_message(body, prompt=fields.get(field) if field else None)
-    said = said and scrub(said, settings)
+    prompt = fields.get(field) if field else None
+    said = server_message(body, prompt=prompt)
+    said = said and scrub(said, settings, prompt=prompt)
     error = status_error(
-        response.status, retry_after, said, settings, attempt, location=location
+        response.status,
+        retry_after,
+        said,
+        settings,
+        attempt,
+        location=location,
+        resends=resends,
     )
     return Refused(error, retry_after)
 
@@ -102,27 +124,16 @@ def status_error(
     attempt: int,
     *,
     location: str | None = None,
+    resends: bool = True,
 ) -> DynasparkError:
-    """The typed error of a non-`200` `status`, after `attempt` attempts."""
+    """The typed error of a non-`200` `status`, after `attempt` attempts.
+
+    `resends`: the request is one sent on with its body after a 307 or 308
+    (a form); otherwise it follows no redirect.
+    """
     said_part = f" The service said: {said}." if said else ""
     if status in _LOST_REDIRECTS or status in KEPT_REDIRECTS:
-        where = scrub_url(location) if location else "nowhere it names"
-        why = (
-            "A client follows it with a GET that drops the form"
-            if status in _LOST_REDIRECTS
-            else f"More than {MAX_REDIRECTS} redirects, or one without a location"
-        )
-        msg = (
-            f"Dynaspark answered HTTP {status}, redirecting the form to {where}. "
-            f"{why}, so it was not followed: set `base_url` (and `path`) to the "
-            "new location."
-        )
-        return DynasparkRedirectError(
-            msg,
-            status_code=status,
-            server_message=said,
-            location=scrub_url(location) if location else None,
-        )
+        return _redirect_error(status, said, settings, location, resends=resends)
     if status == 429:
         wait = f"Wait {retry_after:g} s" if retry_after is not None else "Wait"
         msg = (
@@ -162,6 +173,35 @@ def status_error(
     hint = hints.get(status, " Check the model name and the input.")
     msg = f"Dynaspark rejected the request with HTTP {status}.{said_part}{hint}"
     return DynasparkInvalidRequestError(msg, status_code=status, server_message=said)
+
+
+def _redirect_error(
+    status: int,
+    said: str | None,
+    settings: TransportSettings,
+    location: str | None,
+    *,
+    resends: bool,
+) -> DynasparkRedirectError:
+    """A redirect that was not followed, saying why."""
+    where = scrub_url(location) if location else None
+    what = "the form" if resends else "the request"
+    went = f"redirecting {what} to {where}" if where else "without a `Location`"
+    if not resends:
+        why = "This request follows no redirect: its query would go to another address"
+    elif status in _LOST_REDIRECTS:
+        why = "A client follows it with a GET that drops the form"
+    elif where is None:
+        why = "There is nowhere to follow it to"
+    else:
+        why = f"More than {MAX_REDIRECTS} redirects in a row"
+    msg = (
+        f"Dynaspark answered HTTP {status}, {went}. {why}, so it was not "
+        f"followed: {settings.moved_hint}"
+    )
+    return DynasparkRedirectError(
+        msg, status_code=status, server_message=said, location=where
+    )
 
 
 def timeout_error(
@@ -271,8 +311,12 @@ def _where(url: str) -> str:
     return urlsplit(url).netloc.rpartition("@")[2]
 
 
-def scrub(text: str, settings: TransportSettings) -> str:
-    """`text` without the credentials in the service or proxy URL, or `secrets`."""
+def scrub(text: str, settings: TransportSettings, *, prompt: str | None = None) -> str:
+    """`text` without credentials, query strings, `secrets` or `prompt`.
+
+    Credentials are those of the service or proxy URL; `secrets` and the
+    `prompt` go in every encoding a request may carry them in.
+    """
     for url in (settings.url, settings.proxy):
         if url is None:
             continue
@@ -281,28 +325,70 @@ def scrub(text: str, settings: TransportSettings) -> str:
         for secret in (userinfo, password, unquote(password)):
             if secret:
                 text = text.replace(secret, "***")
-    for secret in settings.secrets:
-        for form in (secret, quote(secret, safe=""), quote(secret)):
-            if form:
-                text = text.replace(form, "***")
+    return conceal(text, settings.secrets, prompt=prompt)
+
+
+def conceal(text: str, secrets: tuple[str, ...], *, prompt: str | None = None) -> str:
+    """`text` without query strings, nor `secrets` or `prompt` in any encoding.
+
+    A query string, which carries the request's fields, reads `?[query]`; a
+    secret reads `***` and the prompt `[your prompt]` (raw, percent- or
+    `+`-encoded), a prompt shorter than a few characters excepted.
+    """
+    text = _QUERY.sub(_HIDDEN_QUERY, text) if "?" in text else text
+    for secret in secrets:
+        for form in _encodings(secret):
+            text = text.replace(form, "***")
+    if prompt is not None and len(prompt.strip()) >= _MIN_PROMPT:
+        for form in _encodings(prompt.strip()):
+            text = text.replace(form, _PROMPT)
     return text
 
 
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait: `Retry-After`, else `X-RateLimit-Reset`, else `None`.
+def _encodings(value: str) -> list[str]:
+    """`value` as it may travel: raw, percent-, `+`- or query-encoded; longest first."""
+    query = URL.build(query={"v": value}).raw_query_string[2:]
+    forms = {value, quote(value, safe=""), quote(value), quote_plus(value), query}
+    return sorted((form for form in forms if form), key=len, reverse=True)
 
-    `X-RateLimit-Reset` is a Unix time (a number of seconds when it is small).
+
+def _retry_after(status: int, headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait: `Retry-After`, else a sane reset window, else `None`.
+
+    The `X-RateLimit-Reset` window governs a 429, or an answer that says its
+    window is spent (`X-RateLimit-Remaining: 0`), and only when it is ahead.
     """
     retry_after = parse_retry_after(headers.get("Retry-After"))
-    if retry_after is not None:
+    if retry_after is not None or (
+        status != 429 and _number(headers.get("X-RateLimit-Remaining")) != 0
+    ):
         return retry_after
+    return _reset_wait(headers.get("X-RateLimit-Reset"))
+
+
+def _reset_wait(value: str | None) -> float | None:
+    """Seconds until an `X-RateLimit-Reset`; `None` if unreadable or not ahead.
+
+    The header is a number of seconds, a Unix time, or a Unix time in
+    milliseconds, told apart by size.
+    """
+    reset = _number(value)
+    if reset is None:
+        return None
+    if reset >= _UNIX_TIME_MS:
+        reset /= 1000.0
+    if reset >= _UNIX_TIME:
+        reset -= time()
+    return reset if reset > 0 else None
+
+
+def _number(value: str | None) -> float | None:
+    """A header's finite number; `None` when missing, unreadable, nan or inf."""
     try:
-        reset = float(headers.get("X-RateLimit-Reset", ""))
+        number = float(value or "")
     except ValueError:
         return None
-    if not math.isfinite(reset):
-        return None
-    return max(0.0, reset - time() if reset >= _UNIX_TIME else reset)
+    return number if math.isfinite(number) else None
 
 
 def parse_retry_after(value: str | None) -> float | None:

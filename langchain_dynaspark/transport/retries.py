@@ -2,7 +2,8 @@
 
 Retries with exponential backoff and jitter on 429, 500, 502, 503, 504,
 connection errors and timeouts; `Retry-After` (seconds or an HTTP date) is
-honoured up to `MAX_RETRY_AFTER`. Other 4xx are never retried.
+honoured up to `MAX_RETRY_AFTER`. Other 4xx are never retried. A 429 closes the
+service's shared gate (`backoff`) for its wait, so every caller waits it out.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import TypeVar
 import aiohttp
 from langchain_core.exceptions import ModelError
 
-from langchain_dynaspark.errors import DynasparkError
+from langchain_dynaspark.errors import DynasparkError, DynasparkRateLimitError
+from langchain_dynaspark.transport.backoff import backoff_for
 from langchain_dynaspark.transport.failures import (
     Refused,
     connection_error,
@@ -49,8 +51,10 @@ async def with_retries(
     the answer or raises: `Refused` for a non-`200` answer, or aiohttp's and
     asyncio's own errors, which become typed errors here. Transient failures
     are retried with backoff, or after the service's `Retry-After`; a wait
-    longer than `MAX_RETRY_AFTER` raises at once.
+    longer than `MAX_RETRY_AFTER` raises at once. A 429's wait holds every
+    caller of the service back (`Backoff.hold`).
     """
+    backoff = backoff_for(settings.url)
     pool = await pool_for(settings.max_connections)
     proxy = await proxy_for(settings.url, settings.proxy)
     attempts = settings.max_retries + 1
@@ -68,7 +72,10 @@ async def with_retries(
             error = connection_error(exc, settings, tried, proxy=proxy[0])
         if tried == attempts or not _retryable(error) or _wait_too_long(retry_after):
             raise error
-        await asyncio.sleep(_wait_before_retry(retry_after, tried))
+        wait = _wait_before_retry(retry_after, tried)
+        if isinstance(error, DynasparkRateLimitError):
+            wait = backoff.hold(wait)
+        await asyncio.sleep(wait)
     msg = "unreachable: the retry loop always returns or raises"
     raise AssertionError(msg)
 

@@ -59,6 +59,8 @@ class TransportSettings:
         max_connections: Requests in flight at once on the pool this uses.
         secrets: Values (such as an API key) that no error message may show.
         not_found_hint: What a 404 error message tells the user to do.
+        moved_hint: What an error for a redirect that was not followed tells
+            the user to do.
         prompt_field: The request field (form or query) that holds the prompt:
             where the service's words quote its value, an error says
             `[your prompt]` instead. `None` when no field holds one.
@@ -74,6 +76,7 @@ class TransportSettings:
     secrets: tuple[str, ...] = ()
     not_found_hint: str = "Check `base_url` and the path the service answers at."
     prompt_field: str | None = None
+    moved_hint: str = "set `base_url` (and the path) to the new location."
 
 
 @dataclass(frozen=True)

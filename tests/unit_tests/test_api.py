@@ -336,3 +336,15 @@ def test_any_split_matches_the_whole_reply(cut: int) -> None:
     released, matched = _scan([text[:cut], text[cut:]], ["STOP", "ST0"])
     assert "".join(released) == "one "
     assert matched
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "NaN", "1e999"])
+def test_rate_limit_headers_that_are_not_finite_are_left_out(value: str) -> None:
+    headers = CIMultiDict(
+        {
+            "X-RateLimit-Limit": "10",
+            "X-RateLimit-Remaining": value,
+            "X-RateLimit-Reset": value,
+        }
+    )
+    assert rate_limit(headers) == {"limit": 10}
