@@ -161,7 +161,7 @@ def status_error(
     hints = {
         401: (
             " The service refused the API key: set the `DYNASPARK_API_KEY` "
-            "environment variable (or `api_key=`) to a key it accepts."
+            "environment variable (or pass `api_key`) to a key it accepts."
         ),
         413: " The upload is too large: send a smaller image or a shorter prompt.",
         414: (
