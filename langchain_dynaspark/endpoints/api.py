@@ -11,6 +11,16 @@ plain text. `data: [DONE]` ends the stream; `usage`, `model` and
 `finish_reason` are read from any event. Rate-limit headers
 (`X-RateLimit-Limit`, `-Remaining`, `-Reset`) are read from every answer.
 
+A stream keeps the promises of a whole reply (`_Events`): events without text
+(keep-alive pings, `{}`, named events other than `error`) are skipped; a
+JSON-style event that is not valid JSON is an error, never text; no event may
+exceed `MAX_EVENT_CHARS`; and a stream is a reply only if it is complete: it
+ends at an event's end, and, once it has sent JSON objects, with `[DONE]` or a
+`finish_reason`, as OpenAI-style streams do. One that ends early raises
+`DynasparkConnectionError` (retried while nothing of it has been delivered);
+one without any event raises `DynasparkResponseError`, as `invoke` does on
+that body.
+
 Everything here is pure except `ApiEndpoint.send` and `ApiEndpoint.events`,
 which go through `transport`.
 """
@@ -19,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
@@ -33,11 +44,16 @@ from langchain_dynaspark.endpoints.base import (
     Request,
     surface_transport,
 )
-from langchain_dynaspark.errors import DynasparkInputError, DynasparkResponseError
+from langchain_dynaspark.errors import (
+    DynasparkConnectionError,
+    DynasparkInputError,
+    DynasparkResponseError,
+    DynasparkResponseTooLargeError,
+)
 from langchain_dynaspark.json_values import without_surrogates
 from langchain_dynaspark.prompt import build_prompt
 from langchain_dynaspark.reply import Reply, reply_text, server_message
-from langchain_dynaspark.sse import ServerSentEvent, SSEDecoder
+from langchain_dynaspark.sse import EventTooLongError, ServerSentEvent, SSEDecoder
 from langchain_dynaspark.transport import (
     Answer,
     TransportSettings,
@@ -55,6 +71,7 @@ __all__ = [
     "CAPABILITIES",
     "DEFAULT_API_PATH",
     "DEFAULT_MAX_REQUEST_LINE",
+    "MAX_EVENT_CHARS",
     "NOT_FOUND_HINT",
     "ApiEndpoint",
     "build_query",
@@ -77,8 +94,27 @@ CAPABILITIES = Capabilities(
     sampling=True, system=True, streaming=True, request_line=True
 )
 
-_STRUCTURED_KEYS = frozenset({"choices", "response", "usage", "error"})
-"""An event's JSON object with one of these keys is structured; else plain text."""
+MAX_EVENT_CHARS = 1 << 20
+"""Most characters one streamed event may hold: a piece of a reply, not a reply."""
+
+_STRUCTURED_KEYS = frozenset(
+    {
+        "choices",
+        "response",
+        "usage",
+        "error",
+        "model",
+        "finish_reason",
+        "object",
+        "type",
+    }
+)
+"""An event's JSON object with one of these keys (or none at all) is structured:
+the styles' reply keys and event metadata. Any other object is plain text."""
+_STRUCTURED_START = re.compile(
+    r'\s*\{\s*"(?:' + "|".join(sorted(_STRUCTURED_KEYS)) + ')"'
+)
+"""The start of a structured event: text that begins so and is not JSON is broken."""
 _DONE = Reply(done=True)
 _RATE_LIMIT_HEADERS = {
     "limit": "X-RateLimit-Limit",
@@ -298,27 +334,27 @@ def parse_reply(answer: Answer, *, prompt: str | None = None) -> Reply:
     return Reply(reply_text(body, prompt=prompt), rate_limit=limits, done=True)
 
 
-def event_reply(event: ServerSentEvent, *, prompt: str | None = None) -> Reply:
-    """One server-sent event -> its piece of the reply.
+def event_reply(
+    event: ServerSentEvent, *, prompt: str | None = None, structured: bool = False
+) -> Reply | None:
+    """One server-sent event -> its piece of the reply; `None` if it carries none.
+
+    Keep-alives carry none: a named event other than `error` (such as
+    `event: ping`), an empty `data:`, and a JSON object without text or
+    metadata (`{}`, `{"type": "ping"}`, `{"error": null}`).
+
+    Args:
+        event: The event.
+        prompt: The prompt that was sent; an error that quotes it says
+            `[your prompt]` instead.
+        structured: Whether the stream has sent JSON objects before: then
+            data that starts like one but is not valid JSON is broken, not text.
 
     Raises:
-        DynasparkResponseError: If the event reports an error.
+        DynasparkResponseError: If the event reports an error, or is broken
+            JSON.
     """
-    data = event.data
-    if event.event == "error":
-        _raise_stream_error(data, prompt)
-    payload = _json_object(data)
-    if payload is None or _STRUCTURED_KEYS.isdisjoint(payload):
-        return _DONE if data.strip() == "[DONE]" else Reply(data)
-    if "error" in payload:
-        _raise_stream_error(str(payload["error"]), prompt)
-    usage = payload.get("usage")
-    return Reply(
-        _reply_text(payload) or "",
-        model=_string(payload.get("model")),
-        usage=usage_metadata(usage) if usage else None,
-        finish_reason=_finish_reason(payload),
-    )
+    return _event_piece(event, prompt, structured)[0]
 
 
 def usage_metadata(usage: Any) -> UsageMetadata | None:
@@ -353,22 +389,43 @@ def rate_limit(headers: Mapping[str, str]) -> dict[str, float] | None:
 
 
 class _Events:
-    """The `transport.Decoder` of a streamed answer: bytes -> reply pieces."""
+    """The `transport.Decoder` of a streamed answer: bytes -> reply pieces.
+
+    One reader for every stream, with the rules of a whole reply: the body of
+    an answer that is not an event stream is read as `send` reads it; events
+    are checked as they come (`event_reply`), and the stream's end as in
+    `_ending`. Pieces that carry nothing are not handed on, so keep-alives
+    neither count as progress nor as content.
+    """
 
     def __init__(self, answer: Answer, prompt: str | None, secret: str | None) -> None:
         self._answer = answer
         self._prompt = prompt
         self._secret = secret
         self._limits = rate_limit(answer.headers)
-        self._sse = SSEDecoder() if answer.content_type == "text/event-stream" else None
+        self._sse = (
+            SSEDecoder(MAX_EVENT_CHARS)
+            if answer.content_type == "text/event-stream"
+            else None
+        )
         self._body = bytearray()
+        self._structured = False
+        """Whether the stream has sent a JSON object."""
+        self._replied = False
+        """Whether the stream has sent a piece of the reply (not only `[DONE]`)."""
+        self._finished = False
+        """Whether the stream has said that the reply is complete."""
 
     def feed(self, chunk: bytes) -> list[Reply]:
         if self._sse is None:
             self._body += chunk
             return []
         with _Hiding(self._secret):
-            return [self._piece(event) for event in self._sse.feed(chunk)]
+            try:
+                events = self._sse.feed(chunk)
+            except EventTooLongError:
+                raise _event_too_long() from None
+            return self._pieces(events) if events else []
 
     def end(self) -> list[Reply]:
         with _Hiding(self._secret):
@@ -377,15 +434,56 @@ class _Events:
                     self._answer.headers, self._answer.content_type, bytes(self._body)
                 )
                 return [parse_reply(answer, prompt=self._prompt)]
-            return [self._piece(event) for event in self._sse.end()]
+            try:
+                events = self._sse.end()
+            except EventTooLongError:
+                raise _event_too_long() from None
+            # An event the stream ended inside counts only as the end marker.
+            last = events.pop() if self._sse.cut else None
+            pieces = self._pieces(events)
+            if last is not None and last.data.strip() == "[DONE]":
+                pieces += self._pieces([last])
+            elif last is not None and not self._finished:
+                raise _incomplete("ended inside an event")
+            self._ending()
+            return pieces
 
-    def _piece(self, event: ServerSentEvent) -> Reply:
-        """The event's piece; the first piece also carries the rate limits."""
-        piece = event_reply(event, prompt=self._prompt)
-        if self._limits is None:
-            return piece
-        limits, self._limits = self._limits, None
-        return replace(piece, rate_limit=limits)
+    def _pieces(self, events: list[ServerSentEvent]) -> list[Reply]:
+        pieces: list[Reply] = []
+        for event in events:
+            piece, structured = _event_piece(event, self._prompt, self._structured)
+            if piece is None:
+                continue
+            self._structured = self._structured or structured
+            self._finished = self._finished or piece.done or bool(piece.finish_reason)
+            self._replied = self._replied or not piece.done
+            if self._limits is not None:
+                # The first piece also carries the rate limits.
+                piece = replace(piece, rate_limit=self._limits)
+                self._limits = None
+            pieces.append(piece)
+        return pieces
+
+    def _ending(self) -> None:
+        """Check the end of an event stream that did not end inside an event.
+
+        Raises:
+            DynasparkResponseError: If the stream held no event.
+            DynasparkConnectionError: If it sent JSON objects, and so is an
+                OpenAI-style stream, but neither `[DONE]` nor a `finish_reason`.
+        """
+        if self._finished:
+            return
+        if not self._replied:
+            msg = (
+                "Dynaspark answered 200 with an event stream that held no reply "
+                "(no event with data), as `invoke` would refuse that body. The "
+                "service may be under maintenance or still waking up: retry in a "
+                "minute."
+            )
+            raise DynasparkResponseError(msg, status_code=200)
+        if self._structured:
+            raise _incomplete("ended without `data: [DONE]` or a `finish_reason`")
 
 
 class _Hiding:
@@ -502,3 +600,67 @@ def _raise_stream_error(said: str, prompt: str | None) -> None:
         "change the input."
     )
     raise DynasparkResponseError(msg, status_code=200, server_message=message)
+
+
+def _event_piece(
+    event: ServerSentEvent, prompt: str | None, structured: bool
+) -> tuple[Reply | None, bool]:
+    """`event_reply`, and whether the event was a JSON object."""
+    data = event.data
+    if event.event != "message":
+        if event.event == "error":
+            _raise_stream_error(data, prompt)
+        return None, False
+    payload = _json_object(data)
+    if payload is None:
+        return _text_piece(data, structured), False
+    if payload and _STRUCTURED_KEYS.isdisjoint(payload):
+        return Reply(data), False
+    if payload.get("error") is not None:
+        _raise_stream_error(str(payload["error"]), prompt)
+    text = _reply_text(payload)
+    usage = payload.get("usage")
+    model = _string(payload.get("model"))
+    finish_reason = _finish_reason(payload)
+    if text is None and not (usage or model or finish_reason):
+        return None, True
+    piece = Reply(
+        text or "",
+        model=model,
+        usage=usage_metadata(usage) if usage else None,
+        finish_reason=finish_reason,
+    )
+    return piece, True
+
+
+def _text_piece(data: str, structured: bool) -> Reply | None:
+    """The piece of an event whose data is not a JSON object."""
+    if not data:
+        return None
+    if data.strip() == "[DONE]":
+        return _DONE
+    if (structured and data.lstrip()[:1] == "{") or _STRUCTURED_START.match(data):
+        msg = (
+            "An event of Dynaspark's stream is not valid JSON, so the stream is "
+            "broken; the reply was not used. Call again."
+        )
+        raise DynasparkResponseError(msg, status_code=200)
+    return Reply(data)
+
+
+def _incomplete(how: str) -> DynasparkConnectionError:
+    msg = (
+        f"Dynaspark's stream {how}, so the reply is incomplete. It is retried "
+        "only while nothing of it has been delivered: call again."
+    )
+    return DynasparkConnectionError(msg)
+
+
+def _event_too_long() -> DynasparkResponseTooLargeError:
+    msg = (
+        f"An event of Dynaspark's stream is longer than {MAX_EVENT_CHARS} "
+        "characters, far beyond a piece of a reply, and was not read. Call "
+        "`invoke` (which reads the reply whole, up to `max_response_bytes`), or "
+        "check the service."
+    )
+    return DynasparkResponseTooLargeError(msg, status_code=200)

@@ -17,8 +17,10 @@ import threading
 from collections.abc import AsyncGenerator, Coroutine, Iterator
 from typing import Any, TypeVar
 
-__all__ = ["iterate_sync", "run_sync"]
+__all__ = ["HANDOVER_WINDOW", "iterate_sync", "run_sync"]
 
+HANDOVER_WINDOW = 64
+"""Most items of a sync stream produced and not yet taken by its consumer."""
 T = TypeVar("T")
 _SHUTDOWN_TIMEOUT = 5.0
 _DONE = object()
@@ -96,26 +98,67 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
 def iterate_sync(stream: AsyncGenerator[T, None]) -> Iterator[T]:
     """Iterate `stream` from sync code: it runs on the private background loop.
 
-    Each item is handed over as soon as it is produced. Closing the iterator
-    early (or an interrupt while waiting) cancels the stream, which releases
-    its connection.
+    Each item is handed over as soon as it is produced, and at most
+    `HANDOVER_WINDOW` items wait for the consumer: a consumer that pauses
+    pauses the stream (and so its reads) too. Closing the iterator early, an
+    interrupt while waiting, or dropping the iterator (garbage collection
+    closes it) cancels the stream, which releases its connection.
     """
     items: queue.SimpleQueue[Any] = queue.SimpleQueue()
     result: concurrent.futures.Future[None] = concurrent.futures.Future()
+    loop = _background.loop()
+    window = _Window(loop)
 
     async def pump() -> None:
         async with contextlib.aclosing(stream):
             async for item in stream:
                 items.put(item)
+                await window.handed()
 
     result.add_done_callback(lambda _: items.put(_DONE))
     try:
-        _background.loop().call_soon_threadsafe(_start, pump(), result)
+        loop.call_soon_threadsafe(_start, pump(), result)
         while (item := items.get()) is not _DONE:
+            window.taken()
             yield item
         result.result()
     finally:
         result.cancel()
+
+
+class _Window:
+    """How many items wait for the sync consumer: the producer waits at the top.
+
+    The producer (on the loop) counts each item handed over and waits once
+    `HANDOVER_WINDOW` wait; the consumer (on its thread) counts each item taken
+    and wakes the producer when half of them are gone, so a steady stream
+    crosses threads once per half window, not once per item.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._waiting = 0
+        self._room: asyncio.Event | None = None
+
+    async def handed(self) -> None:
+        """On the loop: one more item waits; wait while the window is full."""
+        with self._lock:
+            self._waiting += 1
+            if self._waiting < HANDOVER_WINDOW:
+                return
+            self._room = room = asyncio.Event()
+        await room.wait()
+
+    def taken(self) -> None:
+        """On the consumer's thread: one item was taken."""
+        with self._lock:
+            self._waiting -= 1
+            room = self._room
+            if room is None or self._waiting > HANDOVER_WINDOW // 2:
+                return
+            self._room = None
+        self._loop.call_soon_threadsafe(room.set)
 
 
 def _start(coro: Coroutine[Any, Any, T], result: concurrent.futures.Future[T]) -> None:
