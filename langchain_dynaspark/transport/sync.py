@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 __all__ = ["HANDOVER_WINDOW", "iterate_sync", "run_sync"]
 
-HANDOVER_WINDOW = 64
+HANDOVER_WINDOW = 1024
 """Most items of a sync stream produced and not yet taken by its consumer."""
 T = TypeVar("T")
 _SHUTDOWN_TIMEOUT = 5.0
@@ -113,13 +113,17 @@ def iterate_sync(stream: AsyncGenerator[T, None]) -> Iterator[T]:
         async with contextlib.aclosing(stream):
             async for item in stream:
                 items.put(item)
-                await window.handed()
+                window.handed += 1
+                if window.handed - window.taken >= HANDOVER_WINDOW:
+                    await window.room()
 
     result.add_done_callback(lambda _: items.put(_DONE))
     try:
         loop.call_soon_threadsafe(_start, pump(), result)
         while (item := items.get()) is not _DONE:
-            window.taken()
+            window.taken += 1
+            if window.waiting is not None:
+                window.wake()
             yield item
         result.result()
     finally:
@@ -127,38 +131,35 @@ def iterate_sync(stream: AsyncGenerator[T, None]) -> Iterator[T]:
 
 
 class _Window:
-    """How many items wait for the sync consumer: the producer waits at the top.
+    """How many items of a sync stream wait for its consumer.
 
-    The producer (on the loop) counts each item handed over and waits once
-    `HANDOVER_WINDOW` wait; the consumer (on its thread) counts each item taken
-    and wakes the producer when half of them are gone, so a steady stream
-    crosses threads once per half window, not once per item.
+    Only the producer (on the loop) writes `handed` and only the consumer (on
+    its thread) writes `taken`, so counting needs no lock. A producer `HANDOVER_WINDOW`
+    items ahead waits until the consumer has taken half of them, so a steady
+    stream crosses threads once per half window, not once per item.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._lock = threading.Lock()
-        self._waiting = 0
-        self._room: asyncio.Event | None = None
+        self.handed = 0
+        self.taken = 0
+        self.waiting: asyncio.Event | None = None
+        """What the producer waits on, while it waits."""
 
-    async def handed(self) -> None:
-        """On the loop: one more item waits; wait while the window is full."""
-        with self._lock:
-            self._waiting += 1
-            if self._waiting < HANDOVER_WINDOW:
-                return
-            self._room = room = asyncio.Event()
-        await room.wait()
+    async def room(self) -> None:
+        """On the loop: wait until the consumer has taken half the window."""
+        self.waiting = room = asyncio.Event()
+        # Checked again once `waiting` is visible: `wake` may have just missed it.
+        if self.handed - self.taken > HANDOVER_WINDOW // 2:
+            await room.wait()
+        self.waiting = None
 
-    def taken(self) -> None:
-        """On the consumer's thread: one item was taken."""
-        with self._lock:
-            self._waiting -= 1
-            room = self._room
-            if room is None or self._waiting > HANDOVER_WINDOW // 2:
-                return
-            self._room = None
-        self._loop.call_soon_threadsafe(room.set)
+    def wake(self) -> None:
+        """On the consumer's thread: let a waiting producer on, if there is room."""
+        room = self.waiting
+        if room is not None and self.handed - self.taken <= HANDOVER_WINDOW // 2:
+            self.waiting = None
+            self._loop.call_soon_threadsafe(room.set)
 
 
 def _start(coro: Coroutine[Any, Any, T], result: concurrent.futures.Future[T]) -> None:

@@ -142,7 +142,7 @@ async def test_an_8_mb_single_line_event_is_refused_at_once() -> None:
         elapsed = time.perf_counter() - started
     finally:
         await runner.cleanup()
-    print(f"\n8 MB single-line event refused after {elapsed * 1e3:.0f} ms")  # noqa: T201
+    print(f"\n8 MB single-line event refused in {elapsed * 1e3:.0f} ms")  # noqa: T201
     assert elapsed < LIMIT  # only catches a decoder that rescans the line
     assert sum(sent) < 8 << 20
 
@@ -233,9 +233,9 @@ _PAUSED_CLIENT = textwrap.dedent(
     from langchain_dynaspark import ChatDynaspark
 
     model = ChatDynaspark(base_url=sys.argv[1], endpoint="api", max_retries=0)
+    tracemalloc.start()
     stream = model.stream("Hi")
     next(stream)
-    tracemalloc.start()
     time.sleep(2.0)
     print(tracemalloc.get_traced_memory()[1])
     stream.close()
@@ -256,7 +256,7 @@ async def _endless(request: web.Request) -> web.StreamResponse:
 
 
 async def test_a_paused_sync_stream_stays_small() -> None:
-    """Peak memory traced in a client process paused 2 s after its first chunk."""
+    """Peak memory traced in a client from its call through a 2 s pause."""
     runner, url = await _serving(_endless)
     try:
         client = await asyncio.create_subprocess_exec(
