@@ -390,7 +390,8 @@ class ChatDynaspark(BaseChatModel):
     The default is gunicorn's limit; many proxies accept 8190."""
 
     timeout: float | None = Field(default=120.0, gt=0)
-    """Seconds one attempt may take in all; `None` for no limit."""
+    """Seconds one attempt may take in all; `None` for no limit. On a stream:
+    seconds to the first event, then between events (keep-alives do not count)."""
 
     connect_timeout: float | None = Field(default=15.0, gt=0)
     """Seconds to open a connection; `None` for no limit."""

@@ -58,9 +58,11 @@ async def chunks(call: PreparedCall) -> AsyncGenerator[ChatGenerationChunk, None
     """The surface's events as chunks, each as soon as it arrives.
 
     Text that could still begin a stop sequence is held back until it
-    cannot; once a stop sequence matches, nothing more is read. The last
-    chunk (with the text of the event that ended the reply, if any) carries
-    the usage and metadata, so a reply that came in one piece is one chunk.
+    cannot; once a stop sequence matches, events are read only until one
+    brings more text, so the usage and metadata that end a reply still count,
+    as in `attempt`. The last chunk (with the text of the event that ended the
+    reply, if any) carries the usage and metadata, so a reply that came in one
+    piece is one chunk.
     """
     scanner = StopScanner(call.stop)
     model = usage = finish_reason = limits = None
@@ -73,11 +75,17 @@ async def chunks(call: PreparedCall) -> AsyncGenerator[ChatGenerationChunk, None
             usage = piece.usage or usage
             finish_reason = piece.finish_reason or finish_reason
             limits = piece.rate_limit or limits
+            if scanner.matched:
+                # Cut: read on only for what the service says after the text.
+                if piece.text or piece.done:
+                    break
+                continue
             text = scanner.feed(piece.text)
             if scanner.matched or piece.done:
                 tail = text
-                break
-            if text:
+                if piece.done:
+                    break
+            elif text:
                 yield text_chunk(text)
             piece = await anext(pieces, None)
     tail += scanner.flush()

@@ -8,8 +8,11 @@
   301/302/303, which would turn the POST into a GET without the form, raise a
   `DynasparkRedirectError` naming the new location. A GET follows none: a
   redirect would carry its query away.
-- A body larger than `max_response_bytes` is refused while it streams in. A
-  body in another charset than UTF-8 is handed on as UTF-8.
+- A body larger than `max_response_bytes` is refused while it streams in, a
+  streamed one included. A body in another charset than UTF-8 is handed on as
+  UTF-8.
+- A stream's `timeout` counts from the request to its first item, then from
+  each item to the next (see `stream_get`).
 - Fields are sent as given: what they mean is the caller's business.
 """
 
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -25,10 +29,15 @@ from urllib.parse import urlencode, urlsplit
 import aiohttp
 from yarl import URL
 
-from langchain_dynaspark.errors import DynasparkImageError, DynasparkInputError
+from langchain_dynaspark.errors import (
+    DynasparkError,
+    DynasparkImageError,
+    DynasparkInputError,
+)
 from langchain_dynaspark.transport.backoff import Slot, backoff_for
 from langchain_dynaspark.transport.failures import (
     KEPT_REDIRECTS,
+    Refused,
     broken_stream_error,
     refusal,
     too_long,
@@ -38,7 +47,6 @@ from langchain_dynaspark.transport.proxies import (
     Proxy,
     client_timeout,
     proxy_for,
-    stream_timeout,
 )
 from langchain_dynaspark.transport.retries import with_retries
 from langchain_dynaspark.transport.settings import (
@@ -140,49 +148,94 @@ async def stream_get(
 ) -> AsyncGenerator[T, None]:
     """GET a streamed answer and yield its items as each read completes them.
 
-    `decoder` is given the headers of the `200` answer and decodes its body.
-    Failures before the first item are retried as in `get`. Once an item has
-    been yielded, a dropped connection raises `DynasparkConnectionError` and a
-    silence of `timeout` seconds raises `DynasparkTimeoutError`, without retry.
-    `timeout` bounds each wait for data, not the whole stream, so a long stream
-    that keeps delivering is never cut. Closing the generator early releases
-    the connection without reading the rest.
+    `decoder` is given the headers of the `200` answer and decodes its body;
+    a typed error it raises before the first item goes through the retry loop
+    like a refused answer. The body is refused past `max_response_bytes`, as
+    in `get`. `timeout` bounds the wait for the first item (from the request)
+    and then each wait for the next one: reads that complete no item, such as
+    keep-alive comments, do not reset it, and time the consumer spends with an
+    item does not count. Failures before the first item are retried as in
+    `get`. Once an item has been yielded, a dropped connection raises
+    `DynasparkConnectionError` and a wait past `timeout` raises
+    `DynasparkTimeoutError`, without retry. Closing the generator early
+    releases the connection without reading the rest.
 
     Raises:
         DynasparkError: A typed subclass for each failure; see `errors`.
     """
+    max_bytes = settings.max_response_bytes
 
     async def start(
         response: aiohttp.ClientResponse, slot: contextlib.AsyncExitStack
     ) -> _Started[T]:
         """Read until the body gives its first items (or ends); keep the slot."""
-        body = decoder(Answer(response.headers, response.content_type))
-        async for chunk in response.content.iter_any():
-            if first := list(body.feed(chunk)):
-                return _Started(response, first, body, slot.pop_all())
-        return _Started(response, list(body.end()), None, slot.pop_all())
+        try:
+            if (response.content_length or 0) > max_bytes:
+                raise too_long(max_bytes)
+            body = _Body(response, max_bytes)
+            items = decoder(Answer(response.headers, response.content_type))
+            while chunk := await body.read():
+                if first := list(items.feed(chunk)):
+                    return _Started(response, body, first, items, slot.pop_all())
+            return _Started(response, body, list(items.end()), None, slot.pop_all())
+        except DynasparkError as error:
+            # Nothing was handed on: the retry loop judges it like a refusal.
+            raise Refused(error, None) from None
 
-    timeout = stream_timeout(settings.timeout, settings.connect_timeout)
-    started = await _exchange(settings, params, _STREAM_HEADERS, timeout, start)
+    timeout = client_timeout(None, settings.connect_timeout)
+    started = await _exchange(
+        settings, params, _STREAM_HEADERS, timeout, start, within=settings.timeout
+    )
+    response, rest = started.response, started.rest
+    watchdog = _Watchdog(response, settings.timeout)
     try:
+        watchdog.paused = True
         for item in started.first:
             yield item
-        if started.rest is None:
+        if rest is None:
             return
         try:
-            async for chunk in started.response.content.iter_any():
-                for item in started.rest.feed(chunk):
+            watchdog.resume()
+            while chunk := await started.body.read():
+                items = rest.feed(chunk)
+                if not items:
+                    continue
+                watchdog.paused = True
+                for item in items:
                     yield item
-            for item in started.rest.end():
+                watchdog.resume()
+            for item in rest.end():
                 yield item
         except asyncio.TimeoutError:
             raise broken_stream_error(None, settings) from None
         except aiohttp.ClientError as exc:
             raise broken_stream_error(exc, settings) from None
     finally:
+        watchdog.cancel()
         # Unread data makes aiohttp close the connection rather than reuse it.
-        started.response.release()
+        response.release()
         await started.slot.aclose()
+
+
+class _Body:
+    """The reads of a streamed body, refused past `max_bytes` in all."""
+
+    def __init__(self, response: aiohttp.ClientResponse, max_bytes: int) -> None:
+        self._content = response.content
+        self._max_bytes = max_bytes
+        self._left = max_bytes
+
+    async def read(self) -> bytes:
+        """The next read; `b""` at the end.
+
+        Raises:
+            DynasparkResponseTooLargeError: Past `max_bytes`.
+        """
+        chunk = await self._content.readany()
+        self._left -= len(chunk)
+        if self._left < 0:
+            raise too_long(self._max_bytes)
+        return chunk
 
 
 @dataclass(frozen=True)
@@ -190,10 +243,51 @@ class _Started(Generic[T]):
     """A streamed answer that has given its first items; the rest is unread."""
 
     response: aiohttp.ClientResponse
+    body: _Body
     first: list[T]
     rest: Decoder[T] | None
     slot: contextlib.AsyncExitStack
     """The request's slot, given back when the stream ends."""
+
+
+class _Watchdog:
+    """Fails the read of a stream that gives no item for `timeout` seconds.
+
+    One timer per stream, moved at most once per `timeout`, so marking
+    progress costs a clock read. While `paused` (the consumer holds an item)
+    the wait does not count. When time is up, the pending read raises
+    `asyncio.TimeoutError`, as aiohttp's own read timeout makes it. With no
+    `timeout`, it does nothing.
+    """
+
+    def __init__(self, response: aiohttp.ClientResponse, timeout: float | None) -> None:
+        self._response = response
+        self._timeout = math.inf if timeout is None else timeout
+        self._loop = asyncio.get_running_loop()
+        self._since = self._loop.time()
+        self.paused = False
+        self._timer = (
+            None
+            if timeout is None
+            else self._loop.call_at(self._since + timeout, self._check)
+        )
+
+    def resume(self) -> None:
+        """The stream is read again: the wait for the next item starts now."""
+        self.paused = False
+        self._since = self._loop.time()
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def _check(self) -> None:
+        now = self._loop.time()
+        due = now + self._timeout if self.paused else self._since + self._timeout
+        if due > now:
+            self._timer = self._loop.call_at(due, self._check)
+            return
+        self._response.content.set_exception(asyncio.TimeoutError())
 
 
 async def _exchange(
@@ -202,46 +296,55 @@ async def _exchange(
     headers: Mapping[str, str],
     timeout: aiohttp.ClientTimeout,
     read: Callable[[aiohttp.ClientResponse, contextlib.AsyncExitStack], Awaitable[T]],
+    *,
+    within: float | None = None,
 ) -> T:
     """A GET, retried: what `read` makes of a `200` answer.
 
     Once `read` has returned, it owns the response: it released it, or handed
     it on; if `read` fails, the response is released here. `read` is given the
     request's slot, given back when `read` returns unless it takes it along.
+    `within` bounds each attempt, from when it has a slot until `read` returns.
     """
     check_encodable(params)
 
     async def attempt(pool: Pool, proxy: Proxy, tried: int) -> T:
+        async with contextlib.AsyncExitStack() as slot:
+            await slot.enter_async_context(Slot(pool.slots, backoff_for(settings.url)))
+            asking = ask(pool, proxy, tried, slot)
+            return await (
+                asking if within is None else asyncio.wait_for(asking, within)
+            )
+
+    async def ask(
+        pool: Pool, proxy: Proxy, tried: int, slot: contextlib.AsyncExitStack
+    ) -> T:
         response: aiohttp.ClientResponse | None = None
         try:
-            async with contextlib.AsyncExitStack() as slot:
-                await slot.enter_async_context(
-                    Slot(pool.slots, backoff_for(settings.url))
-                )
-                # No redirects: they would carry the query, and its key, away.
-                response = await pool.session.get(
-                    settings.url,
-                    params=params,
-                    headers=headers,
-                    timeout=timeout,
-                    proxy=proxy[0],
-                    proxy_auth=proxy[1],
-                    allow_redirects=False,
-                )
-                if response.status == 200:
-                    result = await read(response, slot)
-                    response = None  # `read` has released it, or handed it on.
-                    return result
-                body = await _read_start(response, settings.max_response_bytes)
-                raise refusal(
-                    response,
-                    body,
-                    params,
-                    settings,
-                    tried,
-                    location=_location(response),
-                    resends=False,
-                )
+            # No redirects: they would carry the query, and its key, away.
+            response = await pool.session.get(
+                settings.url,
+                params=params,
+                headers=headers,
+                timeout=timeout,
+                proxy=proxy[0],
+                proxy_auth=proxy[1],
+                allow_redirects=False,
+            )
+            if response.status == 200:
+                result = await read(response, slot)
+                response = None  # `read` has released it, or handed it on.
+                return result
+            body = await _read_start(response, settings.max_response_bytes)
+            raise refusal(
+                response,
+                body,
+                params,
+                settings,
+                tried,
+                location=_location(response),
+                resends=False,
+            )
         finally:
             if response is not None:
                 response.release()

@@ -16,7 +16,7 @@ import aiohttp
 from aiohttp.helpers import get_env_proxy_for_url
 from yarl import URL
 
-__all__ = ["Proxy", "client_timeout", "proxy_for", "stream_timeout"]
+__all__ = ["Proxy", "client_timeout", "proxy_for"]
 
 _PROXY_ENVIRONMENT = (
     "http_proxy",
@@ -61,12 +61,6 @@ def _env_proxy(url: str) -> tuple[URL | None, aiohttp.BasicAuth | None]:
         return get_env_proxy_for_url(URL(url))
     except (LookupError, ValueError):
         return None, None
-
-
-@lru_cache(maxsize=32)
-def stream_timeout(read: float | None, connect: float | None) -> aiohttp.ClientTimeout:
-    """No total limit: `read` bounds each wait for data, from the headers on."""
-    return aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=read)
 
 
 @lru_cache(maxsize=32)

@@ -17,8 +17,10 @@ import threading
 from collections.abc import AsyncGenerator, Coroutine, Iterator
 from typing import Any, TypeVar
 
-__all__ = ["iterate_sync", "run_sync"]
+__all__ = ["HANDOVER_WINDOW", "iterate_sync", "run_sync"]
 
+HANDOVER_WINDOW = 1024
+"""Most items of a sync stream produced and not yet taken by its consumer."""
 T = TypeVar("T")
 _SHUTDOWN_TIMEOUT = 5.0
 _DONE = object()
@@ -96,26 +98,68 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
 def iterate_sync(stream: AsyncGenerator[T, None]) -> Iterator[T]:
     """Iterate `stream` from sync code: it runs on the private background loop.
 
-    Each item is handed over as soon as it is produced. Closing the iterator
-    early (or an interrupt while waiting) cancels the stream, which releases
-    its connection.
+    Each item is handed over as soon as it is produced, and at most
+    `HANDOVER_WINDOW` items wait for the consumer: a consumer that pauses
+    pauses the stream (and so its reads) too. Closing the iterator early, an
+    interrupt while waiting, or dropping the iterator (garbage collection
+    closes it) cancels the stream, which releases its connection.
     """
     items: queue.SimpleQueue[Any] = queue.SimpleQueue()
     result: concurrent.futures.Future[None] = concurrent.futures.Future()
+    loop = _background.loop()
+    window = _Window(loop)
 
     async def pump() -> None:
         async with contextlib.aclosing(stream):
             async for item in stream:
                 items.put(item)
+                window.handed += 1
+                if window.handed - window.taken >= HANDOVER_WINDOW:
+                    await window.room()
 
     result.add_done_callback(lambda _: items.put(_DONE))
     try:
-        _background.loop().call_soon_threadsafe(_start, pump(), result)
+        loop.call_soon_threadsafe(_start, pump(), result)
         while (item := items.get()) is not _DONE:
+            window.taken += 1
+            if window.waiting is not None:
+                window.wake()
             yield item
         result.result()
     finally:
         result.cancel()
+
+
+class _Window:
+    """How many items of a sync stream wait for its consumer.
+
+    Only the producer (on the loop) writes `handed` and only the consumer (on
+    its thread) writes `taken`, so counting needs no lock. A producer `HANDOVER_WINDOW`
+    items ahead waits until the consumer has taken half of them, so a steady
+    stream crosses threads once per half window, not once per item.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.handed = 0
+        self.taken = 0
+        self.waiting: asyncio.Event | None = None
+        """What the producer waits on, while it waits."""
+
+    async def room(self) -> None:
+        """On the loop: wait until the consumer has taken half the window."""
+        self.waiting = room = asyncio.Event()
+        # Checked again once `waiting` is visible: `wake` may have just missed it.
+        if self.handed - self.taken > HANDOVER_WINDOW // 2:
+            await room.wait()
+        self.waiting = None
+
+    def wake(self) -> None:
+        """On the consumer's thread: let a waiting producer on, if there is room."""
+        room = self.waiting
+        if room is not None and self.handed - self.taken <= HANDOVER_WINDOW // 2:
+            self.waiting = None
+            self._loop.call_soon_threadsafe(room.set)
 
 
 def _start(coro: Coroutine[Any, Any, T], result: concurrent.futures.Future[T]) -> None:
