@@ -79,14 +79,14 @@ async def chunks(call: PreparedCall) -> AsyncGenerator[ChatGenerationChunk, None
                 # Cut: read on only for what the service says after the text.
                 if piece.text or piece.done:
                     break
-                continue
-            text = scanner.feed(piece.text)
-            if scanner.matched or piece.done:
-                tail = text
-                if piece.done:
-                    break
-            elif text:
-                yield text_chunk(text)
+            else:
+                text = scanner.feed(piece.text)
+                if scanner.matched or piece.done:
+                    tail = text
+                    if piece.done:
+                        break
+                elif text:
+                    yield text_chunk(text)
             piece = await anext(pieces, None)
     tail += scanner.flush()
     last = Reply(tail, model=model, usage=usage, rate_limit=limits)
