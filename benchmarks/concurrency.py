@@ -45,6 +45,6 @@ def section(samples: dict[str, Sample], options: Options) -> Section:
 
 
 def run(options: Options) -> Section:
-    fields = harness.sent_fields(model=MODEL)
+    fields = harness.sent_fields(model=MODEL, endpoint="form")
     with harness.local_server() as url:
         return section(asyncio.run(measure(url, fields, options)), options)

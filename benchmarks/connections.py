@@ -49,17 +49,17 @@ def count_connections(url: str, fields: dict[str, str], calls: int) -> dict[str,
                 await client.close()
 
     async def ainvoke() -> None:
-        model = ChatDynaspark(model=MODEL, base_url=url)
+        model = ChatDynaspark(model=MODEL, base_url=url, endpoint="form")
         for _ in range(calls):
             await model.ainvoke(HISTORY)
 
     async def astream() -> None:
-        model = ChatDynaspark(model=MODEL, base_url=url)
+        model = ChatDynaspark(model=MODEL, base_url=url, endpoint="form")
         for _ in range(calls):
             await harness.drain(model.astream(HISTORY))
 
     def invoke() -> None:
-        model = ChatDynaspark(model=MODEL, base_url=url)
+        model = ChatDynaspark(model=MODEL, base_url=url, endpoint="form")
         for _ in range(calls):
             model.invoke(HISTORY)
 
@@ -85,6 +85,6 @@ def section(connections: dict[str, int]) -> Section:
 
 
 def run(options: Options) -> Section:
-    fields = harness.sent_fields(model=MODEL)
+    fields = harness.sent_fields(model=MODEL, endpoint="form")
     with harness.local_server() as url:
         return section(count_connections(url, fields, CONNECTION_CALLS))

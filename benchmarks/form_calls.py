@@ -22,7 +22,7 @@ def contenders(url: str, bare: BareClient) -> dict[str, Call]:
     from langchain_dynaspark import ChatDynaspark
 
     nothing = DoNothingChatModel()
-    model = ChatDynaspark(model=MODEL, base_url=url)
+    model = ChatDynaspark(model=MODEL, base_url=url, endpoint="form")
 
     async def nothing_invoke() -> object:
         return nothing.invoke(HISTORY)
@@ -90,6 +90,6 @@ def section(samples: dict[str, Sample]) -> Section:
 
 
 def run(options: Options) -> Section:
-    fields = harness.sent_fields(model=MODEL)
+    fields = harness.sent_fields(model=MODEL, endpoint="form")
     with harness.local_server() as url:
         return section(asyncio.run(measure(url, fields, options)))

@@ -1,23 +1,25 @@
 """A conversation and a call's options -> the request one surface sends. Pure.
 
 The first step of every call: the instructions the call's tools or response
-format need, the sampling parameters in force, and the chosen surface's
-`Request` (which that surface builds from the conversation, refusing what it
-cannot carry). Nothing is sent here.
+format need, the sampling parameters in force, the surface chosen to carry the
+call (`endpoints.routing`) and its `Request` (which that surface builds from
+the conversation, refusing what it cannot carry). Nothing is sent here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from langchain_core.messages import BaseMessage
 
 from langchain_dynaspark.emulation.instructions import resolve_instructions
 from langchain_dynaspark.emulation.spec import Emulation
-from langchain_dynaspark.endpoints import Call, Endpoint, Request
+from langchain_dynaspark.endpoints import Call, Endpoint, Request, Router
 from langchain_dynaspark.endpoints.base import Capabilities
+from langchain_dynaspark.endpoints.routing import Route
+from langchain_dynaspark.errors import DynasparkError
 from langchain_dynaspark.options import (
     CONSUMED_BY_LANGCHAIN,
     SAMPLING_PARAMS,
@@ -25,7 +27,14 @@ from langchain_dynaspark.options import (
     call_options,
 )
 
-__all__ = ["PreparedCall", "Warn", "precheck", "prepare", "sampling_for"]
+__all__ = [
+    "PreparedCall",
+    "Warn",
+    "precheck",
+    "prepare",
+    "reroute",
+    "sampling_for",
+]
 
 Warn = Callable[[Iterable[str], str], None]
 """Warns once about ignored parameters: their names, and the surface's."""
@@ -36,22 +45,36 @@ class PreparedCall:
     """One call, checked and ready to send.
 
     Attributes:
-        endpoint: The surface that carries it.
-        request: The request, as that surface sends it.
+        router: The surfaces the model may use.
+        call: The call, in terms every surface understands.
+        route: The surface chosen to carry it, and its request.
         emulation: The tools or response format the call asks for.
         stop: The stop sequences in force.
         texts: The instruction texts in force (with `format_instructions`).
+        warn: Warns once per model about ignored parameters.
     """
 
-    endpoint: Endpoint
-    request: Request
+    router: Router
+    call: Call
+    route: Route
     emulation: Emulation
     stop: list[str] | None
     texts: dict[str, str]
+    warn: Warn
+
+    @property
+    def endpoint(self) -> Endpoint:
+        """The surface that carries the call."""
+        return self.route.endpoint
+
+    @property
+    def request(self) -> Request:
+        """The request, as that surface sends it."""
+        return self.route.request
 
 
 def prepare(
-    endpoint: Endpoint,
+    router: Router,
     messages: Sequence[BaseMessage],
     options: CallOptions,
     *,
@@ -61,10 +84,10 @@ def prepare(
     stream: bool,
     warn: Warn,
 ) -> PreparedCall:
-    """Check a call against the surface and build its request; nothing is sent.
+    """Check a call, choose its surface and build its request; nothing is sent.
 
     Args:
-        endpoint: The surface to carry the call.
+        router: The surfaces the model may use.
         messages: The conversation.
         options: The call's checked arguments.
         sampling: The model's own sampling parameters, in the order of
@@ -75,12 +98,12 @@ def prepare(
         warn: Warns once per model about ignored parameters.
 
     Raises:
-        DynasparkInputError: If the input cannot be sent to this surface.
+        DynasparkInputError: If no surface the model may use can carry it.
     """
     emulation = options.emulation
     texts = resolve_instructions(format_instructions)
-    capabilities = endpoint.capabilities
-    in_force = sampling_for(endpoint.name, capabilities, options, sampling, warn)
+    capabilities = router.capabilities
+    in_force = sampling_for(router.name, capabilities, options, sampling, warn)
     call = Call(
         options.model,
         messages,
@@ -89,11 +112,31 @@ def prepare(
         json_mode=emulation.response_format is not None,
         stream=stream and capabilities.streaming and not emulation.buffered,
     )
-    return PreparedCall(endpoint, endpoint.request(call), emulation, stop, texts)
+    route = router.route(call)
+    _warn_dropped(route, call, warn)
+    return PreparedCall(router, call, route, emulation, stop, texts, warn)
+
+
+def reroute(prepared: PreparedCall, error: DynasparkError) -> PreparedCall:
+    """The call on another surface, after its own answered as gone.
+
+    Raises:
+        DynasparkInputError: If no other surface can carry the call.
+        DynasparkNotFoundError: If every other surface is gone too.
+    """
+    route = prepared.router.reroute(prepared.call, prepared.endpoint, error)
+    _warn_dropped(route, prepared.call, prepared.warn)
+    return replace(prepared, route=route)
+
+
+def _warn_dropped(route: Route, call: Call, warn: Warn) -> None:
+    """Warn (once) when sampling parameters go to a surface without them."""
+    if call.sampling and not route.endpoint.capabilities.sampling:
+        warn(call.sampling, route.endpoint.name)
 
 
 def precheck(
-    endpoint: Endpoint,
+    router: Router,
     kwargs: Mapping[str, Any],
     sampling: tuple[float | int | None, ...],
     warn: Warn,
@@ -106,7 +149,7 @@ def precheck(
     options = call_options(
         {k: v for k, v in kwargs.items() if k not in CONSUMED_BY_LANGCHAIN}
     )
-    sampling_for(endpoint.name, endpoint.capabilities, options, sampling, warn)
+    sampling_for(router.name, router.capabilities, options, sampling, warn)
 
 
 def sampling_for(

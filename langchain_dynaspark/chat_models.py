@@ -49,7 +49,7 @@ from langchain_dynaspark.emulation.instructions import (
     check_tools,
     resolve_instructions,
 )
-from langchain_dynaspark.endpoints import ENDPOINTS, Endpoint, configure
+from langchain_dynaspark.endpoints import CHOICES, Router, capabilities, configure
 from langchain_dynaspark.endpoints.api import DEFAULT_API_PATH, DEFAULT_MAX_REQUEST_LINE
 from langchain_dynaspark.endpoints.form import DEFAULT_PATH
 from langchain_dynaspark.messages import last_chunk, result
@@ -75,10 +75,12 @@ class ChatDynaspark(BaseChatModel):
     renders the whole conversation into the single prompt the service takes
     (each message labelled by its role) and turns the reply into an `AIMessage`.
 
-    It speaks both surfaces of the service: the web form (`endpoint="form"`, the
-    default: images, no sampling parameters) and the documented API
-    (`endpoint="api"`: sampling parameters, a system prompt, token streaming,
-    token usage and rate-limit headers; text only).
+    It speaks both surfaces of the service: the web form (`endpoint="form"`:
+    images, no sampling parameters) and the documented API (`endpoint="api"`:
+    sampling parameters, a system prompt, token streaming, token usage and
+    rate-limit headers; text only). By default (`endpoint="auto"`) each call
+    goes where it fits: the API when it fits its request line and holds no
+    image, else the form; `response_metadata["endpoint"]` says which answered.
 
     Setup:
         No API key is needed. The package is not on PyPI yet: install it from
@@ -119,7 +121,8 @@ class ChatDynaspark(BaseChatModel):
             (default 2; `0` means one attempt).
         proxy: HTTP(S) proxy URL; `HTTP(S)_PROXY` from the environment is used
             when unset.
-        endpoint: `"form"` (default) or `"api"`.
+        endpoint: `"auto"` (default: each call where it fits), `"form"` or
+            `"api"` (pinned: that surface only).
         api_path: Path of the documented API, default `/api/generate_response`.
         api_key: API key, from `DYNASPARK_API_KEY` when set; sent only when
             there is one, never shown.
@@ -364,11 +367,13 @@ class ChatDynaspark(BaseChatModel):
     path: str = DEFAULT_PATH
     """Path of the form endpoint; the service has renamed it before."""
 
-    endpoint: Literal["form", "api"] = "form"
-    """Which surface of the service to speak: `"form"` (the web form: images,
-    no sampling parameters) or `"api"` (the documented API: sampling parameters,
-    a system prompt, token streaming, token usage, rate-limit headers; text
-    only)."""
+    endpoint: Literal["auto", "form", "api"] = "auto"
+    """Which surface of the service carries a call: `"auto"` (each call where it
+    fits: the documented API when it fits the request line and holds no image,
+    else the web form; a surface that answers as gone is skipped for a while),
+    or pinned: `"form"` (the web form: images, no sampling parameters) or
+    `"api"` (the documented API: sampling parameters, a system prompt, token
+    streaming, token usage, rate-limit headers; text only)."""
 
     api_path: str = DEFAULT_API_PATH
     """Path of the documented API, used on `endpoint="api"`."""
@@ -404,7 +409,8 @@ class ChatDynaspark(BaseChatModel):
     The default is gunicorn's limit; many proxies accept 8190."""
 
     timeout: float | None = Field(default=120.0, gt=0)
-    """Seconds one attempt may take in all; `None` for no limit."""
+    """Seconds one attempt may take in all; `None` for no limit. On a stream:
+    seconds to the first event, then between events (keep-alives do not count)."""
 
     connect_timeout: float | None = Field(default=15.0, gt=0)
     """Seconds to open a connection; `None` for no limit."""
@@ -495,7 +501,7 @@ class ChatDynaspark(BaseChatModel):
         """Refuse unknown arguments; warn about (and drop) ignored parameters."""
         if not isinstance(values, dict):
             return values
-        endpoint = values.get("endpoint", "form")
+        endpoint = values.get("endpoint", "auto")
         takes = _takes_sampling(endpoint, values.get("model", values.get("model_name")))
         return options.construction_arguments(
             values, options.arguments_of(cls), takes_sampling=takes
@@ -593,7 +599,7 @@ class ChatDynaspark(BaseChatModel):
         `create_agent(response_format=...)` uses its tool strategy. Image input
         is what the surface can carry (the form; the API takes text only).
         """
-        return model_profile(ENDPOINTS[self.endpoint].capabilities)
+        return model_profile(capabilities(self.endpoint))
 
     def _get_ls_params(
         self, stop: list[str] | None = None, **kwargs: Any
@@ -842,7 +848,7 @@ class ChatDynaspark(BaseChatModel):
 
         Takes `format_retries` out: a reply with no form to meet needs no repair.
         """
-        if not ENDPOINTS[self.endpoint].capabilities.streaming or kwargs.get("tools"):
+        if not capabilities(self.endpoint).streaming or kwargs.get("tools"):
             return False
         if kwargs.get("response_format") is not None:
             return False
@@ -927,8 +933,8 @@ class ChatDynaspark(BaseChatModel):
         """Warn about ignored `names` this model has not warned about before."""
         options.warn_once(self._warned, names, endpoint)
 
-    def _endpoint(self) -> Endpoint:
-        """The surface this model speaks, configured from its fields."""
+    def _endpoint(self) -> Router:
+        """The surfaces this model may speak, configured from its fields."""
         return configure(self)
 
 
@@ -944,5 +950,5 @@ def _takes_sampling(endpoint: Any, model: Any) -> bool:
     """
     if media.media_kind(model) is not None:
         return True
-    known = ENDPOINTS.get(endpoint) if isinstance(endpoint, str) else None
-    return known is None or known.capabilities.sampling
+    known = isinstance(endpoint, str) and endpoint in CHOICES
+    return not known or capabilities(endpoint).sampling

@@ -20,7 +20,6 @@ from langchain_dynaspark.errors import DynasparkInputError
 
 __all__ = [
     "DEFAULT_SIDE",
-    "FREE_API_KEY",
     "IMAGE_MODELS",
     "MAX_SIDE",
     "MIN_SIDE",
@@ -52,8 +51,6 @@ DEFAULT_SIDE = 768
 """The service's `width` and `height` when none is sent."""
 ImageOutput = Literal["base64", "url"]
 """`"base64"`: the image is downloaded into the reply; `"url"`: only its URL."""
-FREE_API_KEY = "TH3_API_KEY"
-"""The shared free key the official client sends when the user gives none."""
 
 _IMAGE_FIELDS = ("width", "height", "nologo", "image_output")
 _SPEECH_FIELDS = ("voice",)

@@ -34,12 +34,18 @@ API_DEFAULT_MODEL = "default"
 """`model_name` when the request named no model and the service said none."""
 
 
-def metadata(model: str | None, reply: Reply, finish_reason: str) -> dict[str, Any]:
-    """`response_metadata` of a reply to a request that named `model`."""
+def metadata(
+    endpoint: str, model: str | None, reply: Reply, finish_reason: str
+) -> dict[str, Any]:
+    """`response_metadata` of a reply from the surface called `endpoint`.
+
+    `model` is the model the request named, if any.
+    """
     data: dict[str, Any] = {
         "model_name": reply.model or model or API_DEFAULT_MODEL,
         "model_provider": "dynaspark",
         "finish_reason": finish_reason,
+        "endpoint": endpoint,
     }
     if reply.rate_limit:
         data["rate_limit"] = dict(reply.rate_limit)
@@ -49,7 +55,7 @@ def metadata(model: str | None, reply: Reply, finish_reason: str) -> dict[str, A
 
 
 def reply_message(
-    model: str | None, reply: Reply, parsed: ParsedReply, *, cut: bool
+    endpoint: str, model: str | None, reply: Reply, parsed: ParsedReply, *, cut: bool
 ) -> AIMessage:
     """The `AIMessage` of a whole reply, read into prose and tool calls.
 
@@ -67,7 +73,7 @@ def reply_message(
         tool_calls=parsed.tool_calls,
         invalid_tool_calls=parsed.invalid_tool_calls,
         usage_metadata=reply.usage,
-        response_metadata=metadata(model, reply, finish_reason),
+        response_metadata=metadata(endpoint, model, reply, finish_reason),
     )
 
 
@@ -90,14 +96,14 @@ def text_chunk(text: str) -> ChatGenerationChunk:
 
 
 def final_chunk(
-    model: str | None, reply: Reply, finish_reason: str
+    endpoint: str, model: str | None, reply: Reply, finish_reason: str
 ) -> ChatGenerationChunk:
     """The last chunk of a stream: its last text, usage and metadata."""
     return ChatGenerationChunk(
         message=AIMessageChunk(
             content=content_of(reply.text, reply),
             usage_metadata=reply.usage,
-            response_metadata=metadata(model, reply, finish_reason),
+            response_metadata=metadata(endpoint, model, reply, finish_reason),
             chunk_position="last",
         )
     )

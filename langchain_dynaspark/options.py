@@ -212,7 +212,7 @@ def construction_arguments(
     if not takes_sampling:
         ignored.update(n for n in SAMPLING_PARAMS if values.get(n) is not None)
     if ignored:
-        warn_ignored(ignored, values.get("endpoint", "form"))
+        warn_ignored(ignored, values.get("endpoint", "auto"))
     return {k: v for k, v in values.items() if k not in IGNORED_PARAMS}
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from langchain_core.language_models.base import LangSmithParams
 from pydantic import BaseModel, SecretBytes, SecretStr
 
-from langchain_dynaspark.endpoints import Endpoint
+from langchain_dynaspark.endpoints import Router
 from langchain_dynaspark.messages import API_DEFAULT_MODEL
 from langchain_dynaspark.redact import scrub_url
 
@@ -57,7 +57,7 @@ def identifying_params(model: BaseModel, base: type[BaseModel]) -> dict[str, Any
 
 
 def ls_params(
-    endpoint: Endpoint, model: Any, temperature: Any, stop: list[str] | None
+    endpoint: Router, model: Any, temperature: Any, stop: list[str] | None
 ) -> LangSmithParams:
     """The LangSmith parameters of a call to `endpoint`.
 

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from langchain_dynaspark.errors import DynasparkResponseError
+from langchain_dynaspark.errors import DynasparkNotFoundError, DynasparkResponseError
 from langchain_dynaspark.json_values import without_surrogates
 
 if TYPE_CHECKING:
@@ -62,6 +62,7 @@ _MIN_REDACTED_PROMPT = 8
 _REDACTED = "[your prompt]"
 _TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _TAGS = re.compile(r"<[^>]+>|\s+")
+_NOT_FOUND = re.compile(rb"not\s+found|\b404\b", re.IGNORECASE)
 
 
 def reply_text(body: bytes, *, prompt: str | None = None) -> str:
@@ -78,6 +79,15 @@ def reply_text(body: bytes, *, prompt: str | None = None) -> str:
     try:
         data: Any = json.loads(body)
     except ValueError:
+        if _is_not_found_page(body):
+            msg = (
+                "Dynaspark answered 200 with a 'not found' page instead of its "
+                "JSON reply: the path may have moved (set `path=`, `api_path=` "
+                "or `base_url=`)."
+            )
+            raise DynasparkNotFoundError(
+                msg, status_code=200, server_message=server_message(body, prompt=prompt)
+            ) from None
         kind = "an HTML page" if _looks_like_html(body) else "a body that is not JSON"
         msg = (
             f"Dynaspark answered 200 with {kind} instead of its JSON reply. The "
@@ -193,6 +203,14 @@ class StopScanner:
             if any(stop.startswith(tail) for stop in self._stop):
                 return keep
         return 0
+
+
+def _is_not_found_page(body: bytes) -> bool:
+    """Whether `body` is an HTML page whose title says "not found" (or 404)."""
+    if not _looks_like_html(body):
+        return False
+    title = _TITLE.search(body)
+    return title is not None and bool(_NOT_FOUND.search(title.group(1)))
 
 
 def _looks_like_html(body: bytes) -> bool:

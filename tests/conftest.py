@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from langchain_dynaspark.endpoints import gone
 from langchain_dynaspark.testing.server import DynasparkTestServer
+from langchain_dynaspark.transport import backoff
 
 LIVE = os.environ.get("DYNASPARK_LIVE") == "1"
 LIVE_BASE_URL = os.environ.get("DYNASPARK_BASE_URL", "https://dynaspark.onrender.com")
@@ -31,6 +33,32 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(marker)
 
 
+@pytest.fixture(autouse=True)
+def fresh_backoff() -> Iterator[None]:
+    """Each test starts with no back-off learned from another's 429s.
+
+    The back-off is shared by every caller in the process, and every test talks
+    to the same local server.
+    """
+    backoff.reset()
+    yield
+    backoff.reset()
+
+
+@pytest.fixture(autouse=True)
+def _no_surface_remembered_as_gone() -> Iterator[None]:
+    """Each test starts with no surface remembered as gone (nor as answered)."""
+    gone.forget()
+    yield
+    gone.forget()
+
+
+def _restore(server: DynasparkTestServer) -> None:
+    server.reset()
+    server.gone.clear()
+    server.api_key = None
+
+
 @pytest.fixture(scope="session")
 def dynaspark_server() -> Iterator[DynasparkTestServer]:
     """One local server for the whole run."""
@@ -43,9 +71,9 @@ def server(dynaspark_server: DynasparkTestServer) -> Iterator[DynasparkTestServe
     """The local server, reset for this test. Skipped in live runs: it scripts."""
     if LIVE:
         pytest.skip("scripts the local server; not meaningful against the live service")
-    dynaspark_server.reset()
+    _restore(dynaspark_server)
     yield dynaspark_server
-    dynaspark_server.reset()
+    _restore(dynaspark_server)
 
 
 @pytest.fixture

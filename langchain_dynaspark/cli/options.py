@@ -69,18 +69,22 @@ MODEL_OPTIONS: tuple[ModelOption, ...] = (
     ModelOption(
         ("--endpoint",),
         "endpoint",
-        "the service's web form (default; takes images) or its documented API "
-        "(text only: sampling, token usage, token-by-token streaming)",
-        choices=("form", "api"),
+        "which surface of the service: auto (default: the documented API where "
+        "a call fits, else the web form), form (takes images) or api (text "
+        "only: sampling, token usage, token-by-token streaming)",
+        choices=("auto", "form", "api"),
     ),
     ModelOption(
         ("--temperature",),
         "temperature",
-        "sampling temperature, 0 to 3 (API endpoint only)",
+        "sampling temperature, 0 to 3 (sent on the API; the form ignores it)",
         float,
     ),
     ModelOption(
-        ("--seed",), "seed", "sampling seed (API endpoint and image models)", int
+        ("--seed",),
+        "seed",
+        "sampling seed (sent on the API and to image models; the form ignores it)",
+        int,
     ),
     ModelOption(("--width",), "width", "picture width, 64 to 2048 (image models)", int),
     ModelOption(

@@ -14,7 +14,9 @@ turns repair off. A reply needs repair when:
 - structured output (`response_format`) was asked for and it holds no JSON
   object, or none that matches the schema.
 
-Plain prose under `tool_choice="auto"` is an answer, never repaired. The extra
+Plain prose under `tool_choice="auto"` is an answer, never repaired. A repair
+request goes to whichever surface it fits (with `endpoint="auto"`); when it
+fits none, the first reply is returned as it is, its invalid calls kept. The extra
 request is a nested run of the same model (`ask`), so it goes through the same
 transport, rate limiter, cache and callbacks, and shows in traces; the returned
 message says how many extra requests were made in
@@ -40,6 +42,7 @@ from langchain_core.runnables import RunnableConfig
 from langchain_dynaspark.emulation.instructions import fill
 from langchain_dynaspark.emulation.tool_calls import TOO_MANY_CALLS, ParsedReply
 from langchain_dynaspark.emulation.validation import schema_error
+from langchain_dynaspark.errors import DynasparkInputError
 from langchain_dynaspark.json_values import json_objects
 
 __all__ = [
@@ -138,7 +141,11 @@ def repair(
     """
     if attempt.repair_prompt is None or retries <= 0:
         return attempt.message
-    return _counted(ask(_conversation(messages, attempt), retries - 1))
+    try:
+        repaired = ask(_conversation(messages, attempt), retries - 1)
+    except DynasparkInputError:  # the repair request fits no surface
+        return attempt.message
+    return _counted(repaired)
 
 
 async def arepair(
@@ -150,7 +157,11 @@ async def arepair(
     """Async `repair`."""
     if attempt.repair_prompt is None or retries <= 0:
         return attempt.message
-    return _counted(await ask(_conversation(messages, attempt), retries - 1))
+    try:
+        repaired = await ask(_conversation(messages, attempt), retries - 1)
+    except DynasparkInputError:  # the repair request fits no surface
+        return attempt.message
+    return _counted(repaired)
 
 
 def repair_config(

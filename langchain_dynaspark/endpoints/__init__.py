@@ -1,7 +1,10 @@
 """The surfaces of the Dynaspark service, one module each, and the choice of one.
 
 Every surface implements `langchain_dynaspark.endpoints.base.Endpoint`. To add
-one, write its module and register its class in `ENDPOINTS`.
+one, write its module and register its class in `ENDPOINTS` (and, if
+`endpoint="auto"` may use it, in `CHOICES["auto"]`). `configure` turns a
+model's fields into the `Router` that picks the surface of each call
+(`endpoints.routing`).
 """
 
 from __future__ import annotations
@@ -14,20 +17,29 @@ from typing import Any, Protocol
 from pydantic import SecretStr
 
 from langchain_dynaspark.endpoints.api import ApiEndpoint
-from langchain_dynaspark.endpoints.base import Call, Capabilities, Endpoint, Request
+from langchain_dynaspark.endpoints.base import (
+    PROMPT_FIELD,
+    Call,
+    Capabilities,
+    Endpoint,
+    Request,
+)
 from langchain_dynaspark.endpoints.form import FormEndpoint
 from langchain_dynaspark.endpoints.image import ImageEndpoint
+from langchain_dynaspark.endpoints.routing import AUTO, AUTO_CAPABILITIES, Router
 from langchain_dynaspark.endpoints.speech import SpeechEndpoint
 from langchain_dynaspark.media import IMAGE_MODELS, SPEECH_MODEL
 from langchain_dynaspark.transport import TransportSettings
 
 __all__ = [
+    "CHOICES",
     "ENDPOINTS",
     "MEDIA_ENDPOINTS",
     "Call",
     "Capabilities",
     "Endpoint",
     "Request",
+    "Router",
     "capabilities",
     "configure",
 ]
@@ -36,18 +48,26 @@ ENDPOINTS: dict[str, type[FormEndpoint] | type[ApiEndpoint]] = {
     "form": FormEndpoint,
     "api": ApiEndpoint,
 }
-"""The surfaces by the name `ChatDynaspark(endpoint=...)` takes."""
+"""The surfaces by name."""
+CHOICES: dict[str, tuple[str, ...]] = {
+    AUTO: ("api", "form"),
+    **{name: (name,) for name in ENDPOINTS},
+}
+"""The surfaces each `ChatDynaspark(endpoint=...)` setting may use, preferred
+first: one for a strict setting."""
 
 MEDIA_ENDPOINTS: dict[str, type[ImageEndpoint] | type[SpeechEndpoint]] = {
     **dict.fromkeys(IMAGE_MODELS, ImageEndpoint),
     SPEECH_MODEL: SpeechEndpoint,
 }
-"""The surfaces that answer these models, whatever `endpoint` names: the image
-models draw, `openai-audio` speaks."""
+"""The surfaces that answer these models, whatever `endpoint` names (strict: no
+other surface is tried): the image models draw, `openai-audio` speaks."""
 
 
 def capabilities(name: str) -> Capabilities:
-    """What the surface called `name` can carry."""
+    """What calls can carry on the `endpoint` setting called `name`."""
+    if name == AUTO:
+        return AUTO_CAPABILITIES
     return ENDPOINTS[name].capabilities
 
 
@@ -75,8 +95,8 @@ class ModelFields(Protocol):
     api_key: SecretStr | None
 
 
-def configure(fields: ModelFields) -> Endpoint:
-    """The surface a model's `fields` name, configured from them.
+def configure(fields: ModelFields) -> Router:
+    """The surfaces a model's `fields` allow, configured from them.
 
     Kept per model while its fields hold the same objects (a call asks for it
     more than once, and fields may be changed between calls).
@@ -93,8 +113,8 @@ def configure(fields: ModelFields) -> Endpoint:
     return endpoint
 
 
-def _configured(fields: ModelFields) -> Endpoint:
-    """The surface a model's `fields` name, built from them."""
+def _configured(fields: ModelFields) -> Router:
+    """The surfaces a model's `fields` allow, built from them."""
     api_key = fields.api_key.get_secret_value() if fields.api_key else ""
     common = _settings_of(
         fields.base_url,
@@ -105,10 +125,17 @@ def _configured(fields: ModelFields) -> Endpoint:
         fields.max_response_bytes,
         fields.max_connections,
         (api_key,) if api_key else (),
+        TransportSettings.not_found_hint,
+        PROMPT_FIELD,
     )
-    surface: Any = MEDIA_ENDPOINTS.get(fields.model) or ENDPOINTS[fields.endpoint]
-    endpoint: Endpoint = surface.configure(fields, common)
-    return endpoint
+    media: Any = MEDIA_ENDPOINTS.get(fields.model)
+    if media is not None:
+        return Router(media.name, (media.configure(fields, common),))
+    surfaces: list[Endpoint] = []
+    for name in CHOICES[fields.endpoint]:
+        surface: Any = ENDPOINTS[name]
+        surfaces.append(surface.configure(fields, common))
+    return Router(fields.endpoint, tuple(surfaces))
 
 
 @functools.cache
@@ -117,9 +144,9 @@ def _reader(cls: type[Any]) -> Callable[[Any], tuple[Any, ...]]:
     return attrgetter(*cls.model_fields)
 
 
-_kept: dict[int, tuple[tuple[Any, ...], frozenset[str], Endpoint]] = {}
+_kept: dict[int, tuple[tuple[Any, ...], frozenset[str], Router]] = {}
 """By `id` of a model: the field values (and the names given by hand) its
-surface was built from, and the surface. The surface is a pure function of
+router was built from, and the router. The router is a pure function of
 these, which the entry keeps alive, so a model that reuses an `id` gets it only
 if it holds the very same objects."""
 _MAX_KEPT = 256

@@ -9,7 +9,19 @@ three styles are accepted, in any mix: OpenAI-style chunks
 (`{"choices": [{"delta": {"content": ...}}]}`), `{"response": ...}` objects and
 plain text. `data: [DONE]` ends the stream; `usage`, `model` and
 `finish_reason` are read from any event. Rate-limit headers
-(`X-RateLimit-Limit`, `-Remaining`, `-Reset`) are read from every answer.
+(`X-RateLimit-Limit`, `-Remaining`, `-Reset`) are read from every answer
+(finite numbers only). How
+answers and events are read is in `api_reply`.
+
+A stream keeps the promises of a whole reply (`_Events`): events without text
+(keep-alive pings, `{}`, named events other than `error`) are skipped; a
+JSON-style event that is not valid JSON is an error, never text; no event may
+exceed `MAX_EVENT_CHARS`; and a stream is a reply only if it is complete: it
+ends at an event's end, and, once it has sent JSON objects, with `[DONE]` or a
+`finish_reason`, as OpenAI-style streams do. One that ends early raises
+`DynasparkConnectionError` (retried while nothing of it has been delivered);
+one without any event raises `DynasparkResponseError`, as `invoke` does on
+that body.
 
 Everything here is pure except `ApiEndpoint.send` and `ApiEndpoint.events`,
 which go through `transport`.
@@ -18,30 +30,40 @@ which go through `transport`.
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Protocol
 
-from langchain_core.messages import BaseMessage, SystemMessage, UsageMetadata
+from langchain_core.messages import BaseMessage, SystemMessage
 from yarl import URL
 
+from langchain_dynaspark.endpoints.api_reply import (
+    event_reply,
+    parse_reply,
+    rate_limit,
+    read_event,
+    usage_metadata,
+)
 from langchain_dynaspark.endpoints.base import (
     Call,
     Capabilities,
     Request,
     surface_transport,
 )
-from langchain_dynaspark.errors import DynasparkInputError, DynasparkResponseError
-from langchain_dynaspark.json_values import without_surrogates
+from langchain_dynaspark.errors import (
+    DynasparkConnectionError,
+    DynasparkInputError,
+    DynasparkResponseError,
+    DynasparkResponseTooLargeError,
+)
 from langchain_dynaspark.prompt import build_prompt
-from langchain_dynaspark.reply import Reply, reply_text, server_message
-from langchain_dynaspark.sse import ServerSentEvent, SSEDecoder
+from langchain_dynaspark.reply import Reply
+from langchain_dynaspark.sse import EventTooLongError, ServerSentEvent, SSEDecoder
 from langchain_dynaspark.transport import (
     Answer,
     TransportSettings,
     check_encodable,
+    conceal,
     get,
     stream_get,
 )
@@ -55,7 +77,10 @@ __all__ = [
     "CAPABILITIES",
     "DEFAULT_API_PATH",
     "DEFAULT_MAX_REQUEST_LINE",
+    "MAX_EVENT_CHARS",
+    "MOVED_HINT",
     "NOT_FOUND_HINT",
+    "PUBLIC_API_KEY",
     "ApiEndpoint",
     "Hiding",
     "build_query",
@@ -74,18 +99,17 @@ NOT_FOUND_HINT = (
     "The API path may have moved: set `api_path=` (or `base_url=`) to where the "
     "service answers now, or use `endpoint='form'`."
 )
-CAPABILITIES = Capabilities(
-    sampling=True, system=True, streaming=True, request_line=True
+MOVED_HINT = (
+    "set `base_url` (and `api_path`) to the new location (an `http://` address "
+    "that redirects usually wants `https://`)."
 )
+PUBLIC_API_KEY = "TH3_API_KEY"
+"""The service's shared free key, which its official client sends when the user
+gives none."""
+CAPABILITIES = Capabilities(sampling=True, streaming=True)
 
-_STRUCTURED_KEYS = frozenset({"choices", "response", "usage", "error"})
-"""An event's JSON object with one of these keys is structured; else plain text."""
-_DONE = Reply(done=True)
-_RATE_LIMIT_HEADERS = {
-    "limit": "X-RateLimit-Limit",
-    "remaining": "X-RateLimit-Remaining",
-    "reset": "X-RateLimit-Reset",
-}
+MAX_EVENT_CHARS = 1 << 20
+"""Most characters one streamed event may hold: a piece of a reply, not a reply."""
 
 
 class ApiFields(Protocol):
@@ -109,14 +133,15 @@ class ApiEndpoint:
         default_model: The model named when the call chose none: the one the
             user set on the model, else `None` (the service's default).
         private: Whether generations are kept out of the public feed.
-        api_key: The key sent with every request, if any.
+        api_key: The key sent with every request: the user's, else the
+            service's public free key.
         max_request_line: Longest request line sent, in bytes.
     """
 
     transport: TransportSettings
     default_model: str | None
     private: bool
-    api_key: str | None
+    api_key: str
     max_request_line: int
     name = "api"
     capabilities = CAPABILITIES
@@ -127,10 +152,10 @@ class ApiEndpoint:
         key = fields.api_key.get_secret_value() if fields.api_key else None
         url = fields.base_url.rstrip("/") + fields.api_path
         return _configured(
-            surface_transport(common, url, NOT_FOUND_HINT),
+            surface_transport(common, url, NOT_FOUND_HINT, MOVED_HINT),
             fields.model if "model" in fields.model_fields_set else None,
             fields.private,
-            key or None,
+            key or PUBLIC_API_KEY,
             fields.max_request_line,
         )
 
@@ -168,7 +193,7 @@ class ApiEndpoint:
         """Send one request and return the whole reply."""
         query = request.fields
         answer = await get(self.transport, query)
-        with Hiding(query.get("api_key")):
+        with Hiding(query.get("api_key"), query.get("user_input")):
             return parse_reply(answer, prompt=query.get("user_input"))
 
     def events(self, request: Request) -> AsyncGenerator[Reply, None]:
@@ -269,137 +294,117 @@ def check_request_line(url: str, query: Mapping[str, str], limit: int) -> None:
         raise DynasparkInputError(msg)
 
 
-def parse_reply(answer: Answer, *, prompt: str | None = None) -> Reply:
-    """A whole `200` answer -> its reply.
-
-    Raises:
-        DynasparkResponseError: If the answer is not a reply (HTML, an
-            `{"error": ...}`, JSON without a `response`).
-    """
-    limits = rate_limit(answer.headers)
-    body = answer.body
-    if answer.content_type == "text/plain" and body.strip() and body[:1] != b"<":
-        return Reply(body.decode("utf-8", "replace"), rate_limit=limits, done=True)
-    try:
-        data = json.loads(body)
-    except ValueError:
-        data = None
-    if isinstance(data, dict):
-        text = _reply_text(data)
-        if text is not None:
-            return Reply(
-                text,
-                model=_string(data.get("model")),
-                usage=usage_metadata(data.get("usage")),
-                finish_reason=_finish_reason(data),
-                rate_limit=limits,
-                done=True,
-            )
-    # Not a reply: raises the error that says what it was.
-    return Reply(reply_text(body, prompt=prompt), rate_limit=limits, done=True)
-
-
-def event_reply(event: ServerSentEvent, *, prompt: str | None = None) -> Reply:
-    """One server-sent event -> its piece of the reply.
-
-    Raises:
-        DynasparkResponseError: If the event reports an error.
-    """
-    data = event.data
-    if event.event == "error":
-        _raise_stream_error(data, prompt)
-    payload = _json_object(data)
-    if payload is None or _STRUCTURED_KEYS.isdisjoint(payload):
-        return _DONE if data.strip() == "[DONE]" else Reply(data)
-    if "error" in payload:
-        _raise_stream_error(str(payload["error"]), prompt)
-    usage = payload.get("usage")
-    return Reply(
-        _reply_text(payload) or "",
-        model=_string(payload.get("model")),
-        usage=usage_metadata(usage) if usage else None,
-        finish_reason=_finish_reason(payload),
-    )
-
-
-def usage_metadata(usage: Any) -> UsageMetadata | None:
-    """The service's token counts (OpenAI or LangChain names); never estimated."""
-    if not isinstance(usage, dict):
-        return None
-    inputs = _count(usage, "prompt_tokens", "input_tokens")
-    outputs = _count(usage, "completion_tokens", "output_tokens")
-    if inputs is None or outputs is None:
-        return None
-    total = _count(usage, "total_tokens")
-    return UsageMetadata(
-        input_tokens=inputs,
-        output_tokens=outputs,
-        total_tokens=inputs + outputs if total is None else total,
-    )
-
-
-def rate_limit(headers: Mapping[str, str]) -> dict[str, float] | None:
-    """`X-RateLimit-Limit`, `-Remaining` and `-Reset` as numbers, if sent."""
-    found: dict[str, float] = {}
-    for key, header in _RATE_LIMIT_HEADERS.items():
-        value = headers.get(header)
-        if value is None:
-            continue
-        try:
-            number = float(value)
-        except ValueError:
-            continue
-        found[key] = int(number) if number.is_integer() else number
-    return found or None
-
-
 class _Events:
-    """The `transport.Decoder` of a streamed answer: bytes -> reply pieces."""
+    """The `transport.Decoder` of a streamed answer: bytes -> reply pieces.
+
+    One reader for every stream, with the rules of a whole reply: the body of
+    an answer that is not an event stream is read as `send` reads it; events
+    are checked as they come (`event_reply`), and the stream's end as in
+    `_ending`. Pieces that carry nothing are not handed on, so keep-alives
+    neither count as progress nor as content.
+    """
 
     def __init__(self, answer: Answer, prompt: str | None, secret: str | None) -> None:
         self._answer = answer
         self._prompt = prompt
         self._secret = secret
         self._limits = rate_limit(answer.headers)
-        self._sse = SSEDecoder() if answer.content_type == "text/event-stream" else None
+        self._sse = (
+            SSEDecoder(MAX_EVENT_CHARS)
+            if answer.content_type == "text/event-stream"
+            else None
+        )
         self._body = bytearray()
+        self._structured = False
+        """Whether the stream has sent a JSON object."""
+        self._replied = False
+        """Whether the stream has sent a piece of the reply (not only `[DONE]`)."""
+        self._finished = False
+        """Whether the stream has said that the reply is complete."""
 
     def feed(self, chunk: bytes) -> list[Reply]:
         if self._sse is None:
             self._body += chunk
             return []
-        with Hiding(self._secret):
-            return [self._piece(event) for event in self._sse.feed(chunk)]
+        with Hiding(self._secret, self._prompt):
+            try:
+                events = self._sse.feed(chunk)
+            except EventTooLongError:
+                raise _event_too_long() from None
+            return self._pieces(events) if events else []
 
     def end(self) -> list[Reply]:
-        with Hiding(self._secret):
+        with Hiding(self._secret, self._prompt):
             if self._sse is None:
                 answer = Answer(
                     self._answer.headers, self._answer.content_type, bytes(self._body)
                 )
                 return [parse_reply(answer, prompt=self._prompt)]
-            return [self._piece(event) for event in self._sse.end()]
+            try:
+                events = self._sse.end()
+            except EventTooLongError:
+                raise _event_too_long() from None
+            # An event the stream ended inside counts only as the end marker.
+            last = events.pop() if self._sse.cut else None
+            pieces = self._pieces(events)
+            if last is not None and last.data.strip() == "[DONE]":
+                pieces += self._pieces([last])
+            elif last is not None and not self._finished:
+                raise _incomplete("ended inside an event")
+            self._ending()
+            return pieces
 
-    def _piece(self, event: ServerSentEvent) -> Reply:
-        """The event's piece; the first piece also carries the rate limits."""
-        piece = event_reply(event, prompt=self._prompt)
-        if self._limits is None:
-            return piece
-        limits, self._limits = self._limits, None
-        return replace(piece, rate_limit=limits)
+    def _pieces(self, events: list[ServerSentEvent]) -> list[Reply]:
+        pieces: list[Reply] = []
+        for event in events:
+            piece, structured = read_event(event, self._prompt, self._structured)
+            if piece is None:
+                continue
+            self._structured = self._structured or structured
+            self._finished = self._finished or piece.done or bool(piece.finish_reason)
+            self._replied = self._replied or not piece.done
+            if self._limits is not None:
+                # The first piece also carries the rate limits.
+                piece = replace(piece, rate_limit=self._limits)
+                self._limits = None
+            pieces.append(piece)
+        return pieces
+
+    def _ending(self) -> None:
+        """Check the end of an event stream that did not end inside an event.
+
+        Raises:
+            DynasparkResponseError: If the stream held no event.
+            DynasparkConnectionError: If it sent JSON objects, and so is an
+                OpenAI-style stream, but neither `[DONE]` nor a `finish_reason`.
+        """
+        if self._finished:
+            return
+        if not self._replied:
+            msg = (
+                "Dynaspark answered 200 with an event stream that held no reply "
+                "(no event with data), as `invoke` would refuse that body. The "
+                "service may be under maintenance or still waking up: retry in a "
+                "minute."
+            )
+            raise DynasparkResponseError(msg, status_code=200)
+        if self._structured:
+            raise _incomplete("ended without `data: [DONE]` or a `finish_reason`")
 
 
 class Hiding:
-    """Re-raise a reply error without `secret`, should the service quote it.
+    """Re-raise a reply error without the query, `secret` or `prompt` it quotes.
 
-    A class, not a `contextlib.contextmanager`: it wraps every reply and every
-    streamed read, and entering it costs no generator.
+    The service may echo the request target, or the key, in any encoding
+    (`transport.conceal`). A class, not a `contextlib.contextmanager`: it wraps
+    every reply and every streamed read, and entering it costs no generator.
     """
 
-    __slots__ = ("_secret",)
+    __slots__ = ("_prompt", "_secret")
 
-    def __init__(self, secret: str | None) -> None:
+    def __init__(self, secret: str | None, prompt: str | None = None) -> None:
         self._secret = secret
+        self._prompt = prompt
 
     def __enter__(self) -> None:
         return None
@@ -410,18 +415,20 @@ class Hiding:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        secret = self._secret
-        if not secret or not isinstance(error, DynasparkResponseError):
+        if not isinstance(error, DynasparkResponseError):
             return
+        secrets = (self._secret,) if self._secret else ()
+        prompt = self._prompt
 
         def hide(text: str) -> str:
-            for form in (secret, quote(secret, safe="")):
-                text = text.replace(form, "***")
-            return text
+            return conceal(text, secrets, prompt=prompt)
 
         said = error.server_message
-        raise DynasparkResponseError(
-            hide(str(error)),
+        message = hide(str(error))
+        if message == str(error) and (not said or hide(said) == said):
+            return
+        raise type(error)(
+            message,
             status_code=error.status_code,
             server_message=hide(said) if said else None,
         ) from None
@@ -434,72 +441,19 @@ def _text_only(message: BaseMessage) -> bool:
     )
 
 
-def _reply_text(data: dict[str, Any]) -> str | None:
-    r"""The text of a reply object, lone surrogates replaced by U+FFFD.
-
-    A `"\ud800"` escape in the JSON must not reach the message: it could not
-    be encoded into the next request (a format repair sends the reply back).
-    """
-    text = _raw_reply_text(data)
-    return None if text is None else str(without_surrogates(text))
-
-
-def _raw_reply_text(data: dict[str, Any]) -> str | None:
-    """The text of a reply object: `response`, or an OpenAI-style choice."""
-    response = data.get("response")
-    if isinstance(response, str):
-        return response
-    if isinstance(response, (dict, list)):
-        return json.dumps(response, ensure_ascii=False)
-    choice = _first_choice(data)
-    for key in ("delta", "message"):
-        part = choice.get(key)
-        content = part.get("content") if isinstance(part, dict) else None
-        if isinstance(content, str):
-            return content
-    text = choice.get("text")
-    return text if isinstance(text, str) else None
-
-
-def _finish_reason(data: dict[str, Any]) -> str | None:
-    return _string(_first_choice(data).get("finish_reason")) or _string(
-        data.get("finish_reason")
-    )
-
-
-def _first_choice(data: dict[str, Any]) -> dict[str, Any]:
-    choices = data.get("choices")
-    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
-        return choices[0]
-    return {}
-
-
-def _json_object(data: str) -> dict[str, Any] | None:
-    if data[:1] != "{" and not data.lstrip().startswith("{"):
-        return None
-    try:
-        payload = json.loads(data)
-    except ValueError:
-        return None
-    return payload if isinstance(payload, dict) else None
-
-
-def _count(usage: dict[str, Any], *names: str) -> int | None:
-    for name in names:
-        value = usage.get(name)
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-            return value
-    return None
-
-
-def _string(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _raise_stream_error(said: str, prompt: str | None) -> None:
-    message = server_message(said.encode(), prompt=prompt)
+def _incomplete(how: str) -> DynasparkConnectionError:
     msg = (
-        f"Dynaspark reported an error in its stream: {message}. Retry later, or "
-        "change the input."
+        f"Dynaspark's stream {how}, so the reply is incomplete. It is retried "
+        "only while nothing of it has been delivered: call again."
     )
-    raise DynasparkResponseError(msg, status_code=200, server_message=message)
+    return DynasparkConnectionError(msg)
+
+
+def _event_too_long() -> DynasparkResponseTooLargeError:
+    msg = (
+        f"An event of Dynaspark's stream is longer than {MAX_EVENT_CHARS} "
+        "characters, far beyond a piece of a reply, and was not read. Call "
+        "`invoke` (which reads the reply whole, up to `max_response_bytes`), or "
+        "check the service."
+    )
+    return DynasparkResponseTooLargeError(msg, status_code=200)

@@ -26,7 +26,18 @@ from langchain_dynaspark.transport import TransportSettings
 if TYPE_CHECKING:
     from langchain_core.messages import BaseMessage
 
-__all__ = ["Call", "Capabilities", "Endpoint", "Request", "surface_transport"]
+__all__ = [
+    "PROMPT_FIELD",
+    "Call",
+    "Capabilities",
+    "Endpoint",
+    "Request",
+    "surface_transport",
+]
+
+PROMPT_FIELD = "user_input"
+"""The field that carries the prompt on every text surface: errors never
+quote its value."""
 
 
 @dataclass(frozen=True)
@@ -36,17 +47,12 @@ class Capabilities:
     Attributes:
         images: Image input.
         sampling: Sampling parameters (`temperature`, `top_p`, penalties, `seed`).
-        system: A system prompt apart from the transcript.
         streaming: A reply token by token, as server-sent events.
-        request_line: The prompt travels in the URL, so `max_request_line`
-            bounds how long a call can be.
     """
 
     images: bool = False
     sampling: bool = False
-    system: bool = False
     streaming: bool = False
-    request_line: bool = False
 
 
 @dataclass(frozen=True)
@@ -135,11 +141,13 @@ class Endpoint(Protocol):
 
 @functools.lru_cache(maxsize=64)
 def surface_transport(
-    common: TransportSettings, url: str, not_found_hint: str
+    common: TransportSettings, url: str, not_found_hint: str, moved_hint: str
 ) -> TransportSettings:
-    """The `common` settings for one surface: its URL and what a 404 tells.
+    """The `common` settings for one surface: its URL, what a 404 and a redirect tell.
 
     Built once per set of values: a call derives them from the model's fields,
     which are the same call after call.
     """
-    return replace(common, url=url, not_found_hint=not_found_hint)
+    return replace(
+        common, url=url, not_found_hint=not_found_hint, moved_hint=moved_hint
+    )

@@ -24,7 +24,13 @@ from langchain_dynaspark.prompt import build_prompt
 from langchain_dynaspark.reply import Reply, reply_text
 from langchain_dynaspark.transport import TransportSettings, post_form
 
-__all__ = ["CAPABILITIES", "DEFAULT_PATH", "NOT_FOUND_HINT", "FormEndpoint"]
+__all__ = [
+    "CAPABILITIES",
+    "DEFAULT_PATH",
+    "MOVED_HINT",
+    "NOT_FOUND_HINT",
+    "FormEndpoint",
+]
 
 DEFAULT_PATH = "/generate_response"
 NOT_FOUND_HINT = (
@@ -32,6 +38,7 @@ NOT_FOUND_HINT = (
     "service answers now. For text-only work, the documented API is another "
     "way in: `ChatDynaspark(endpoint='api')`."
 )
+MOVED_HINT = "set `base_url` (and `path`) to the new location."
 CAPABILITIES = Capabilities(images=True)
 
 
@@ -69,7 +76,7 @@ class FormEndpoint:
         """The form for a model's `fields`, sending with the `common` settings."""
         url = fields.base_url.rstrip("/") + fields.path
         return _configured(
-            surface_transport(common, url, NOT_FOUND_HINT),
+            surface_transport(common, url, NOT_FOUND_HINT, MOVED_HINT),
             fields.model,
             _limits_of(
                 fields.max_image_side,

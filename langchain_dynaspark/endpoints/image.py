@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
 from langchain_dynaspark import transport
-from langchain_dynaspark.endpoints.api import Hiding, check_request_line, rate_limit
+from langchain_dynaspark.endpoints.api import (
+    MOVED_HINT,
+    PUBLIC_API_KEY,
+    Hiding,
+    check_request_line,
+)
+from langchain_dynaspark.endpoints.api_reply import rate_limit
 from langchain_dynaspark.endpoints.base import (
     Call,
     Capabilities,
@@ -28,7 +34,6 @@ from langchain_dynaspark.endpoints.base import (
 )
 from langchain_dynaspark.errors import DynasparkImageError, DynasparkResponseError
 from langchain_dynaspark.media import (
-    FREE_API_KEY,
     MediaFields,
     check_call,
     check_fields,
@@ -57,7 +62,7 @@ NOT_FOUND_HINT = (
     "The image API may have moved: set `base_url=` to where the service answers "
     f"`{IMAGE_PATH}` now."
 )
-CAPABILITIES = Capabilities(sampling=True, request_line=True)
+CAPABILITIES = Capabilities(sampling=True)
 """Of the sampling parameters, an image model takes `seed` only (see `media`)."""
 
 
@@ -113,13 +118,13 @@ class ImageEndpoint:
         key = fields.api_key.get_secret_value() if fields.api_key else ""
         url = fields.base_url.rstrip("/") + IMAGE_PATH
         return _configured(
-            surface_transport(common, url, NOT_FOUND_HINT),
+            surface_transport(common, url, NOT_FOUND_HINT, MOVED_HINT),
             fields.model,
             fields.width,
             fields.height,
             fields.nologo,
             fields.image_output,
-            key or FREE_API_KEY,
+            key or PUBLIC_API_KEY,
             fields.max_request_line,
             fields.max_image_download_bytes,
         )
@@ -162,8 +167,8 @@ class ImageEndpoint:
         """
         query = request.fields
         answer = await get(self.transport, query)
-        with Hiding(query.get("api_key")):
-            prompt = query.get("user_input")
+        prompt = query.get("user_input")
+        with Hiding(query.get("api_key"), prompt):
             url = image_url(answer, base=self.transport.url, prompt=prompt)
         if self.image_output == "url":
             block = url_block(url)

@@ -15,13 +15,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from langchain_dynaspark.endpoints.api import (
+    MOVED_HINT,
     NOT_FOUND_HINT,
+    PUBLIC_API_KEY,
     Hiding,
     build_query,
     check_request_line,
-    rate_limit,
     split_system,
 )
+from langchain_dynaspark.endpoints.api_reply import rate_limit
 from langchain_dynaspark.endpoints.base import (
     Call,
     Capabilities,
@@ -30,7 +32,6 @@ from langchain_dynaspark.endpoints.base import (
 )
 from langchain_dynaspark.errors import DynasparkResponseError
 from langchain_dynaspark.media import (
-    FREE_API_KEY,
     SPEECH_MODEL,
     MediaFields,
     audio_block,
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CAPABILITIES", "SpeechEndpoint", "speech_audio"]
 
-CAPABILITIES = Capabilities(sampling=True, system=True, request_line=True)
+CAPABILITIES = Capabilities(sampling=True)
 
 
 class SpeechFields(MediaFields, Protocol):
@@ -95,11 +96,11 @@ class SpeechEndpoint:
         key = fields.api_key.get_secret_value() if fields.api_key else ""
         url = fields.base_url.rstrip("/") + fields.api_path
         return _configured(
-            surface_transport(common, url, NOT_FOUND_HINT),
+            surface_transport(common, url, NOT_FOUND_HINT, MOVED_HINT),
             SPEECH_MODEL,
             fields.voice,
             fields.private,
-            key or FREE_API_KEY,
+            key or PUBLIC_API_KEY,
             fields.max_request_line,
         )
 
@@ -141,8 +142,9 @@ class SpeechEndpoint:
         """
         query = request.fields
         answer = await get(self.transport, query)
-        with Hiding(query.get("api_key")):
-            data, mime_type = speech_audio(answer, prompt=query.get("user_input"))
+        prompt = query.get("user_input")
+        with Hiding(query.get("api_key"), prompt):
+            data, mime_type = speech_audio(answer, prompt=prompt)
         return Reply(
             model=request.model,
             rate_limit=rate_limit(answer.headers),

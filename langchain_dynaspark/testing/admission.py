@@ -1,4 +1,4 @@
-"""The checks an API request passes before it is answered: line length, rate limit.
+"""The checks an API request passes before it is answered: key, line, rate limit.
 
 The text API, spoken replies and image generation share them, and share one
 rate-limit window: the free key's hourly limit counts every request.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -15,11 +16,12 @@ from aiohttp import web
 from langchain_dynaspark.testing.rules import Reply
 from langchain_dynaspark.testing.surface import (
     ServiceState,
+    gone_page,
     reply_headers,
     scripted_fault,
 )
 
-__all__ = ["Admitted", "admit", "admitted"]
+__all__ = ["Admitted", "admit", "answered"]
 
 
 @dataclass(frozen=True)
@@ -30,42 +32,64 @@ class Admitted:
         query: The query parameters.
         reply: The scripted reply it takes, if one was queued.
         headers: The rate-limit headers and the scripted reply's own.
-        response: The answer already decided (a refusal, a dropped
-            connection), if any: send it and nothing else.
     """
 
     query: dict[str, str]
     reply: Reply | None
     headers: dict[str, str]
-    response: web.StreamResponse | None = None
 
 
-async def admitted(state: ServiceState, request: web.Request) -> Admitted:
-    """Count and record an API request, check it, and take its scripted reply.
+Answering = Callable[[web.Request, Admitted], Awaitable[web.StreamResponse]]
+"""What a surface makes of a request past the checks."""
 
-    The scripted reply's delay is waited, and a scripted drop closes the
-    connection (`response` is then set).
+
+async def answered(
+    state: ServiceState, request: web.Request, surface: str, answer: Answering
+) -> web.StreamResponse:
+    """Count, record and check an API-style request, then `answer` it.
+
+    A request beyond `max_concurrent` being answered at once gets a `429` with
+    `Retry-After: busy_retry_after`; then come the checks of `admit`. A
+    request past them takes its scripted reply: its delay is waited, and a
+    scripted drop closes the connection. While it is answered (its delay
+    included), it counts as being answered at once.
     """
     state.count_connection(request)
     query = dict(request.query)
     state.record(request, query, None)
-    limits, refusal = admit(state, request)
-    if refusal is not None:
-        return Admitted(query, None, {}, refusal)
-    reply = state.next_reply()
-    headers = {**(limits or {}), **reply_headers(reply)}
-    dropped = await scripted_fault(request, reply)
-    return Admitted(query, reply, headers, dropped)
+    if state.max_concurrent is not None and state.active >= state.max_concurrent:
+        error = {"error": "Too many requests at once"}
+        headers = {"Retry-After": state.busy_retry_after}
+        return web.json_response(error, status=429, headers=headers)
+    state.active += 1
+    try:
+        limits, refusal = admit(state, request, surface)
+        if refusal is not None:
+            return refusal
+        reply = state.next_reply()
+        dropped = await scripted_fault(request, reply)
+        if dropped is not None:
+            return dropped
+        headers = {**(limits or {}), **reply_headers(reply)}
+        return await answer(request, Admitted(query, reply, headers))
+    finally:
+        state.active -= 1
 
 
 def admit(
-    state: ServiceState, request: web.Request
+    state: ServiceState, request: web.Request, surface: str
 ) -> tuple[dict[str, str] | None, web.Response | None]:
     """Rate-limit headers for an API request, and the refusal it gets, if any.
 
-    A request line over `max_request_line` bytes gets a `414`; a request
-    over the rate limit gets a `429`.
+    A `surface` marked gone gets a `404` page; a request without the key the
+    server requires a `401`; a request line over `max_request_line` bytes
+    a `414`; a request over the rate limit a `429`.
     """
+    if surface in state.gone:
+        return None, gone_page()
+    key = state.api_key
+    if key is not None and request.query.get("api_key") != key:
+        return None, web.json_response({"error": "Invalid API key"}, status=401)
     version = request.version
     line = f"{request.method} {request.raw_path} HTTP/{version.major}."
     line += str(version.minor)

@@ -4,8 +4,9 @@
 `speech_surface`, which answers MP3 bytes.
 
 A JSON answer, or with `stream=true` server-sent events in the style the reply
-asks for, each after the admission checks: the request line's length (`414`)
-and the rate-limit window (`429`, and `X-RateLimit-*` headers on every answer).
+asks for, each after the admission checks: the request line's length (`414`),
+the rate-limit window (`429`, and `X-RateLimit-*` headers on every answer) and
+the requests answered at once (`max_concurrent`: a `429` with `Retry-After`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from langchain_dynaspark.testing.admission import admitted
+from langchain_dynaspark.testing.admission import Admitted, answered
 from langchain_dynaspark.testing.recording import RecordedStream
 from langchain_dynaspark.testing.rules import Reply
 from langchain_dynaspark.testing.speech_surface import SPEECH_MODEL, spoken
@@ -58,10 +59,16 @@ class ApiSurface:
 
     async def api(self, request: web.Request) -> web.StreamResponse:
         """Answer one API request: JSON, or events with `stream=true`."""
-        checked = await admitted(self.state, request)
-        if checked.response is not None:
-            return checked.response
+        return await answered(self.state, request, "api", self._answer)
+
+    async def _answer(
+        self, request: web.Request, checked: Admitted
+    ) -> web.StreamResponse:
+        """Answer an admitted API request."""
         query, reply, headers = checked.query, checked.reply, checked.headers
+        if reply is not None and reply.echo_target:
+            target = f"{request.method} {request.raw_path}"
+            reply = replace(reply, body={"error": f"cannot serve {target}"})
         if reply is not None and (reply.status != 200 or _no_text(reply)):
             return raw_response(replace(reply, headers=headers))
         if not query.get("user_input"):

@@ -11,6 +11,7 @@ from aiohttp import web
 from langchain_dynaspark.testing.recording import UploadedFile
 from langchain_dynaspark.testing.surface import (
     ServiceState,
+    gone_page,
     missing_input,
     raw_response,
     reply_headers,
@@ -45,6 +46,8 @@ class FormSurface:
             else None
         )
         self.state.record(request, fields, file)
+        if "form" in self.state.gone:
+            return gone_page()
         reply = self.state.next_reply()
         dropped = await scripted_fault(request, reply)
         if dropped is not None:

@@ -25,7 +25,7 @@ from dataclasses import replace
 
 from aiohttp import web
 
-from langchain_dynaspark.testing.admission import admitted
+from langchain_dynaspark.testing.admission import Admitted, answered
 from langchain_dynaspark.testing.surface import (
     ServiceState,
     missing_input,
@@ -59,9 +59,12 @@ class ImageSurface:
 
     async def generate(self, request: web.Request) -> web.StreamResponse:
         """Answer one generation request with the URL of its picture."""
-        checked = await admitted(self.state, request)
-        if checked.response is not None:
-            return checked.response
+        return await answered(self.state, request, "image", self._generated)
+
+    async def _generated(
+        self, request: web.Request, checked: Admitted
+    ) -> web.StreamResponse:
+        """The URL of an admitted request's picture."""
         query, reply, headers = checked.query, checked.reply, checked.headers
         if reply is not None and (
             reply.status != 200 or reply.body is not None or reply.text is not None

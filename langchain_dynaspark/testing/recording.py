@@ -30,6 +30,12 @@ class RecordedRequest:
     fields: Mapping[str, str]
     file: UploadedFile | None
 
+    @property
+    def seen(self) -> str:
+        """All the text the model sees: the API's `system`, then `user_input`."""
+        parts = (self.fields.get("system"), self.fields.get("user_input"))
+        return "\n\n".join(part for part in parts if part)
+
 
 @dataclass
 class RecordedStream:

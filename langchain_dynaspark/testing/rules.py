@@ -45,7 +45,8 @@ class Reply:
     (default: the server's); `drop_after` closes the connection after that many
     events; `raw` replaces the whole body with these pieces, written as they
     are. `model` is the model the API says it used; `usage=False` leaves token
-    counts out.
+    counts out. `echo_target` makes the body `{"error": ...}` quote the
+    request target (method, path and query), as some servers' errors do.
     """
 
     text: str | None = None
@@ -62,6 +63,7 @@ class Reply:
     raw: Sequence[bytes | str] | None = None
     model: str | None = None
     usage: bool = True
+    echo_target: bool = False
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,7 @@ _REPLY_TYPES: Mapping[str, tuple[type[Any], ...]] = {
     "raw": (list, type(None)),
     "model": (str, type(None)),
     "usage": (bool,),
+    "echo_target": (bool,),
 }
 _SCRIPT_FORMAT = (
     "a JSON list of replies, each a string (the reply text) or an object with "
@@ -130,7 +133,8 @@ _SCRIPT_FORMAT = (
     "content_type (string), headers (object of strings), delay (seconds), drop "
     "(true/false), and for API streams events (list of strings), sse "
     '("openai", "response" or "text"), event_delay (seconds), drop_after '
-    "(integer), raw (list of strings), model (string), usage (true/false); "
+    "(integer), raw (list of strings), model (string), usage (true/false), "
+    "echo_target (true/false); "
     'e.g. ["Bonjour !", {"status": 503}]'
 )
 

@@ -11,12 +11,18 @@ It speaks the protocols `ChatDynaspark` uses:
   events with `stream=true`, in the style of `Reply.sse` (OpenAI-style chunks
   by default, then a `usage` event and `data: [DONE]`), `event_delay` seconds
   apart. With `rate_limit` set, each API answer carries `X-RateLimit-*` headers
-  and a spent window answers `429`; a request line longer than
-  `max_request_line` bytes answers `414`; `model=openai-audio` answers MP3
-  bytes, a spoken reply (`speech_surface`);
+  and a spent window answers `429`; with `max_concurrent` set, an API request
+  beyond that many being answered at once answers `429` with `Retry-After:
+  busy_retry_after`; a request line longer than `max_request_line` bytes
+  answers `414`; with `api_key` set, an API request without that key answers
+  `401`; `model=openai-audio` answers MP3 bytes, a spoken reply
+  (`speech_surface`);
 - image generation: `GET /api/generate_image` answers `{"image_url"}` pointing
   at a picture the server draws at the requested size (`image_surface`), with
   the API's checks and rate limit.
+
+A surface named in `gone` (`"form"`, `"api"`, `"image"`) answers every request with a
+`404` HTML page, as a moved path does (the request is still recorded).
 
 Which answer comes back is up to you:
 
@@ -125,6 +131,8 @@ class DynasparkTestServer(ServiceState):
         rate_limit: int | None = None,
         rate_window: float = 3600.0,
         max_request_line: int | None = DEFAULT_MAX_REQUEST_LINE,
+        gone: Iterable[str] = (),
+        api_key: str | None = None,
     ) -> None:
         super().__init__(
             rules=rules,
@@ -133,6 +141,8 @@ class DynasparkTestServer(ServiceState):
             rate_window=rate_window,
             max_request_line=max_request_line,
         )
+        self.gone.update(gone)
+        self.api_key = api_key
         self.host = host
         self.port = port
         self.path = path
@@ -248,6 +258,14 @@ def main(argv: list[str] | None = None) -> None:
         "--max-request-line", type=int, default=DEFAULT_MAX_REQUEST_LINE
     )
     parser.add_argument(
+        "--gone",
+        action="append",
+        choices=("form", "api", "image"),
+        default=[],
+        help="a surface that answers 404, as a moved path does (repeatable)",
+    )
+    parser.add_argument("--api-key", help="the key the API requires (401 without)")
+    parser.add_argument(
         "--rules",
         type=Path,
         help='JSON file: a list of {"pattern": "<regex>", "reply": "<text>"}',
@@ -270,6 +288,8 @@ def main(argv: list[str] | None = None) -> None:
         rate_limit=args.rate_limit,
         rate_window=args.rate_window,
         max_request_line=args.max_request_line,
+        gone=args.gone,
+        api_key=args.api_key,
     )
     if args.files is not None:
         server.add_files(args.files)

@@ -1,11 +1,11 @@
 """A literal-minded stand-in for the model behind Dynaspark. Pure: no I/O.
 
 The local server (`langchain_dynaspark.testing.server`) is not a model, but the
-examples in the README, the class docstring and the notebooks must run offline
-and end. `reply` reads a prompt the way `ChatDynaspark` writes it (the
-instruction texts of `langchain_dynaspark.emulation.instructions`, the turn labels of
-`langchain_dynaspark.prompt`) and answers as a model that follows the
-instructions to the letter would:
+examples in the README, the docs/ pages, the class docstring and the notebooks
+must run offline and end. `reply` reads a prompt the way `ChatDynaspark` writes
+it (the instruction texts of `langchain_dynaspark.emulation.instructions`, the
+turn labels of `langchain_dynaspark.prompt`) and answers as a model that follows
+the instructions to the letter would:
 
 - tools are listed and the last turn is the user's: it calls one tool (the one
   `tool_choice` forces, else the first whose name or description shares a word

@@ -30,6 +30,7 @@ from langchain_dynaspark.testing.rules import Reply, Rule
 __all__ = [
     "ServiceState",
     "Surface",
+    "gone_page",
     "missing_input",
     "raw_response",
     "reply_headers",
@@ -61,6 +62,12 @@ class ServiceState:
         self.rate_limit = rate_limit
         """API requests allowed per `rate_window` seconds; `None`: no limit."""
         self.rate_window = rate_window
+        self.max_concurrent: int | None = None
+        """API requests answered at once; one more gets a `429`. `None`: any."""
+        self.busy_retry_after = "1"
+        """The `Retry-After` of a `429` for too many requests at once."""
+        self.active = 0
+        """API requests being answered now."""
         self.max_request_line = max_request_line
         self.rules = rules_module.compile_rules(rules)
         self.requests: list[RecordedRequest] = []
@@ -71,6 +78,11 @@ class ServiceState:
         self.connections = 0
         self.queue: deque[Reply] = deque()
         """Scripted answers not used yet, in order."""
+        self.gone: set[str] = set()
+        """Surfaces (`"form"`, `"api"`, `"image"`) that answer `404`, as a moved
+        path does."""
+        self.api_key: str | None = None
+        """The key the API requires (`401` without it); `None`: any or none."""
         self._peers: set[object] = set()
 
     def script(self, *replies: Reply | str) -> None:
@@ -137,6 +149,16 @@ async def scripted_fault(
         request.transport.abort()
         return web.Response()
     return None
+
+
+def gone_page() -> web.Response:
+    """What a path that is not there (any more) answers: a `404` HTML page."""
+    page = (
+        "<!doctype html><html><head><title>404 Not Found</title></head>"
+        "<body><h1>Not Found</h1><p>The requested URL was not found on the "
+        "server.</p></body></html>"
+    )
+    return web.Response(text=page, status=404, content_type="text/html")
 
 
 def missing_input() -> web.Response:

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
 
+from langchain_dynaspark.transport import backoff
+
 
 @pytest.fixture
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Record each `asyncio.sleep` wait instead of waiting it."""
+    """Record each `asyncio.sleep` wait instead of waiting it.
+
+    The shared back-off's clock sees the time as waited.
+    """
     real_sleep = asyncio.sleep
     waits: list[float] = []
 
@@ -20,4 +26,5 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
         return await real_sleep(0, result)
 
     monkeypatch.setattr(asyncio, "sleep", record)
+    monkeypatch.setattr(backoff, "monotonic", lambda: time.monotonic() + sum(waits))
     return waits

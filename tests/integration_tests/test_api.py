@@ -32,13 +32,14 @@ from langchain_dynaspark import (
     DynasparkRateLimitError,
     DynasparkResponseError,
     DynasparkTimeoutError,
-    transport,
 )
+from langchain_dynaspark.endpoints.api import PUBLIC_API_KEY
 from langchain_dynaspark.testing.server import (
     DEFAULT_API_MODEL,
     DynasparkTestServer,
     Reply,
 )
+from langchain_dynaspark.transport import retries
 
 API_KEY = "sk-dynaspark-0123456789abcdef"
 """Distinctive, so that a leak is easy to spot."""
@@ -126,25 +127,31 @@ def test_per_call_parameters_override_the_fields(server: DynasparkTestServer) ->
         "top_p": "1",
         "seed": "7",
         "private": "true",
+        "api_key": PUBLIC_API_KEY,
     }
     assert second == {
         "user_input": "Hi",
         "temperature": "2.5",
         "seed": "1",
         "private": "true",
+        "api_key": PUBLIC_API_KEY,
     }
 
 
-def test_defaults_send_only_the_prompt_and_private(
+def test_defaults_send_the_prompt_private_and_the_public_key(
     server: DynasparkTestServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("DYNASPARK_API_KEY", raising=False)
     result = _model(server).invoke("Hi")
-    assert server.requests[0].fields == {"user_input": "Hi", "private": "true"}
+    assert server.requests[0].fields == {
+        "user_input": "Hi",
+        "private": "true",
+        "api_key": "TH3_API_KEY",  # the service's free key, as its client sends
+    }
     # No model was chosen: the reply names the one the service used.
     assert result.response_metadata["model_name"] == DEFAULT_API_MODEL
     _model(server, private=False).invoke("Hi")
-    assert server.requests[1].fields == {"user_input": "Hi"}
+    assert server.requests[1].fields == {"user_input": "Hi", "api_key": "TH3_API_KEY"}
 
 
 def test_api_key_from_the_environment(
@@ -160,7 +167,11 @@ def test_the_form_sends_no_sampling_parameter_and_no_key(
 ) -> None:
     with pytest.warns(UserWarning, match="ignores seed, temperature"):
         model = ChatDynaspark(
-            base_url=server.url, temperature=0.2, seed=3, api_key=API_KEY
+            base_url=server.url,
+            endpoint="form",
+            temperature=0.2,
+            seed=3,
+            api_key=API_KEY,
         )
     model.invoke("Hi")
     assert server.requests[0].fields == {"user_input": "Hi", "ai_model": model.model}
@@ -450,7 +461,7 @@ async def test_a_drop_after_chunks_raises_on_astream(
 def test_a_drop_before_the_first_chunk_is_retried(
     server: DynasparkTestServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(transport, "BACKOFF_BASE", 0.01)
+    monkeypatch.setattr(retries, "BACKOFF_BASE", 0.01)
     server.script(
         Reply(events=["x"], drop_after=0),
         Reply(drop=True),
@@ -535,7 +546,7 @@ def test_the_server_window_answers_429_when_spent(server: DynasparkTestServer) -
         server.rate_limit = None
     assert remaining == [1, 0]
     assert caught.value.retry_after is not None
-    assert caught.value.retry_after > transport.MAX_RETRY_AFTER
+    assert caught.value.retry_after > retries.MAX_RETRY_AFTER
     assert "Rate limit exceeded" in str(caught.value)
 
 
@@ -582,7 +593,10 @@ def test_request_line_limit_matches_the_server_and_refuses_before_sending(
     server.max_request_line = limit
     try:
         model = _model(server, max_request_line=limit)
-        overhead = len("GET /api/generate_response?user_input=&private=true HTTP/1.1")
+        overhead = len(
+            "GET /api/generate_response?user_input=&private=true"
+            f"&api_key={PUBLIC_API_KEY} HTTP/1.1"
+        )
         fits = "a" * (limit - overhead)
         assert model.invoke(fits).content == f"Echo: {fits}"
         with pytest.raises(DynasparkInputError, match="max_request_line=600"):
@@ -719,12 +733,14 @@ def test_a_404_names_the_api_path(server: DynasparkTestServer) -> None:
 
 def test_a_404_on_the_form_suggests_the_api(server: DynasparkTestServer) -> None:
     with pytest.raises(DynasparkNotFoundError, match="endpoint='api'") as caught:
-        ChatDynaspark(base_url=server.url, path="/moved").invoke("Hi")
+        ChatDynaspark(base_url=server.url, endpoint="form", path="/moved").invoke("Hi")
     assert "path=" in str(caught.value)
 
 
 def test_with_fallbacks_from_the_form_to_the_api(server: DynasparkTestServer) -> None:
-    form = ChatDynaspark(base_url=server.url, path="/moved", max_retries=0)
+    form = ChatDynaspark(
+        base_url=server.url, endpoint="form", path="/moved", max_retries=0
+    )
     model = form.with_fallbacks([form.model_copy(update={"endpoint": "api"})])
     assert model.invoke("Hi").content == "Echo: Hi"
     assert [r.method for r in server.requests] == ["GET"]
@@ -743,7 +759,7 @@ def _caught(action: Callable[[], object]) -> list[warnings.WarningMessage]:
 def test_per_call_sampling_warns_once_at_the_callers_line(
     server: DynasparkTestServer,
 ) -> None:
-    model = ChatDynaspark(base_url=server.url)
+    model = ChatDynaspark(base_url=server.url, endpoint="form")
 
     def twice() -> None:
         model.invoke("Hi", temperature=0.5)
@@ -762,7 +778,7 @@ def test_per_call_sampling_warns_once_at_the_callers_line(
 def test_bind_and_batch_warn_once_at_the_callers_line(
     server: DynasparkTestServer,
 ) -> None:
-    bound = ChatDynaspark(base_url=server.url).bind(temperature=0.5)
+    bound = ChatDynaspark(base_url=server.url, endpoint="form").bind(temperature=0.5)
     caught = _caught(lambda: bound.batch(["Hi"] * 20))
     assert len(caught) == 1
     assert caught[0].filename == __file__
@@ -772,7 +788,7 @@ def test_bind_and_batch_warn_once_at_the_callers_line(
 async def test_ainvoke_and_astream_warn_at_the_callers_line(
     server: DynasparkTestServer,
 ) -> None:
-    model = ChatDynaspark(base_url=server.url)
+    model = ChatDynaspark(base_url=server.url, endpoint="form")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         await model.ainvoke("Hi", seed=1)
@@ -829,7 +845,7 @@ def test_a_stream_reports_the_rate_limit_once(server: DynasparkTestServer) -> No
 def test_a_stream_that_never_starts_times_out_and_is_retried(
     server: DynasparkTestServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(transport, "BACKOFF_BASE", 0.01)
+    monkeypatch.setattr(retries, "BACKOFF_BASE", 0.01)
     server.script(Reply(delay=2.0, text="late"), Reply(events=["on time"]))
     chunks = list(_model(server, timeout=0.3, max_retries=1).stream("Hi"))
     assert "".join(c.text for c in chunks) == "on time"

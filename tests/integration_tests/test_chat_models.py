@@ -33,7 +33,7 @@ RENDERED = (
 
 @pytest.fixture
 def model(server: DynasparkTestServer) -> ChatDynaspark:
-    return ChatDynaspark(base_url=server.url, max_retries=0)
+    return ChatDynaspark(base_url=server.url, endpoint="form", max_retries=0)
 
 
 def test_invoke_sends_the_form_and_returns_the_reply(
@@ -47,6 +47,7 @@ def test_invoke_sends_the_form_and_returns_the_reply(
         "model_name": "gemini-2.0-flash",
         "model_provider": "dynaspark",
         "finish_reason": "stop",
+        "endpoint": "form",
     }
     assert result.usage_metadata is None
     [request] = server.requests
@@ -66,7 +67,9 @@ async def test_ainvoke(server: DynasparkTestServer, model: ChatDynaspark) -> Non
 
 def test_custom_path_and_trailing_slash_base_url(server: DynasparkTestServer) -> None:
     with DynasparkTestServer(path="/v2/form") as moved:
-        model = ChatDynaspark(base_url=moved.url + "/", path="/v2/form")
+        model = ChatDynaspark(
+            base_url=moved.url + "/", endpoint="form", path="/v2/form"
+        )
         assert model.invoke("hi").content == "Echo: hi"
         assert moved.requests[0].path == "/v2/form"
 
@@ -83,7 +86,9 @@ def test_per_call_model_override_reaches_the_form_and_metadata(
 def test_unknown_model_names_pass_through_unchanged(
     server: DynasparkTestServer,
 ) -> None:
-    ChatDynaspark(base_url=server.url, model="gemini-9-ultra").invoke("hi")
+    ChatDynaspark(base_url=server.url, endpoint="form", model="gemini-9-ultra").invoke(
+        "hi"
+    )
     assert server.requests[0].fields["ai_model"] == "gemini-9-ultra"
 
 
@@ -144,7 +149,9 @@ def test_streaming_true_routes_invoke_through_stream(
 ) -> None:
     server.script("streamed")
     handler = _Tokens()
-    model = ChatDynaspark(base_url=server.url, streaming=True, callbacks=[handler])
+    model = ChatDynaspark(
+        base_url=server.url, endpoint="form", streaming=True, callbacks=[handler]
+    )
     assert model.invoke("hi").content == "streamed"
     assert handler.tokens == ["streamed"]
 
@@ -221,7 +228,15 @@ print("ok")
 
 def test_command_line_one_shot(server: DynasparkTestServer) -> None:
     server.script("Bonjour !", Reply(text="streamed answer"))
-    base = [sys.executable, "-m", "langchain_dynaspark", "--base-url", server.url]
+    base = [
+        sys.executable,
+        "-m",
+        "langchain_dynaspark",
+        "--base-url",
+        server.url,
+        "--endpoint",
+        "form",
+    ]
     done = subprocess.run(
         [*base, "--model", "gemini-2.0-flash", "Say hi in French"],
         stdin=subprocess.DEVNULL,

@@ -105,8 +105,9 @@ def test_piped_text_is_the_prompt_without_an_argument(
 def test_system_prompt_and_model(server: DynasparkTestServer) -> None:
     server.script("4")
     done = run(
-        "--base-url", server.url, "-s", "Be terse.", "-m", "gemini-2.0-flash", "2+2?"
-    )
+        "--base-url", server.url, "--endpoint", "form", "-s", "Be terse.",
+        "-m", "gemini-2.0-flash", "2+2?",
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout == "4\n"
     assert server.requests[0].fields == {
@@ -176,7 +177,10 @@ def test_bad_api_options_exit_2_before_anything_is_sent(
 
 def test_json_output_parses_back(server: DynasparkTestServer) -> None:
     server.script("Bonjour ! ✓")
-    done = run("--base-url", server.url, "--json", "-m", "gemini-2.0-flash", "Hi")
+    done = run(
+        "--base-url", server.url, "--endpoint", "form", "--json",
+        "-m", "gemini-2.0-flash", "Hi",
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("\n") == 1
     assert json.loads(done.stdout) == {
@@ -187,6 +191,7 @@ def test_json_output_parses_back(server: DynasparkTestServer) -> None:
             "model_name": "gemini-2.0-flash",
             "model_provider": "dynaspark",
             "finish_reason": "stop",
+            "endpoint": "form",
         },
         "usage_metadata": None,
     }
@@ -438,7 +443,9 @@ def test_chat_keeps_history_resets_and_leaves_on_ctrl_d(
     server: DynasparkTestServer, terminal: Callable[..., Terminal]
 ) -> None:
     server.script("Hello Ada.", "You are Ada.", "I don't know.")
-    term = terminal("chat", "--base-url", server.url, "-s", "Be brief.")
+    term = terminal(
+        "chat", "--base-url", server.url, "--endpoint", "form", "-s", "Be brief."
+    )
     term.expect(r"/reset \(forget the conversation\)")
     term.prompt()
     term.type("My name is Ada.\r")

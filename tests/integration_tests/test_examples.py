@@ -1,14 +1,16 @@
-"""Every Python example in README.md and the `ChatDynaspark` docstring runs offline.
+"""Every Python example in README.md, docs/*.md and the docstring runs offline.
 
-Each document's examples run in order in one namespace, as a reader pastes them
-one after another, against the local server (the literal-minded stand-in
-answers; the README's examples run a second time with the notebooks' rules, as
-the README's offline set-up starts the server), with `DYNASPARK_BASE_URL`
+Each document's examples (the README, each `docs/` page, the `ChatDynaspark`
+docstring) run in order in one namespace, as a reader pastes them one after
+another, against the local server (the literal-minded stand-in answers; the
+README's and the pages' examples run a second time with the notebooks' rules,
+as the README's offline set-up starts the server), with `DYNASPARK_BASE_URL`
 pointing at it and the files the
 examples read (`receipt.jpg`, `cat.jpg`) in the working directory. An example
 that needs the internet says so in a `# Needs ...` comment and is skipped with
-that reason. The README's examples must run as a script (no top-level `await`);
-the docstring's follow LangChain's docstrings, which `await` at top level.
+that reason. The README's and the pages' examples must run as a script (no
+top-level `await`); the docstring's follow LangChain's docstrings, which
+`await` at top level.
 """
 
 from __future__ import annotations
@@ -35,6 +37,10 @@ from tests.conftest import LIVE
 
 ROOT = Path(__file__).parents[2]
 README = ROOT / "README.md"
+PAGES = sorted((ROOT / "docs").glob("*.md"))
+TOOLS_PAGE = "docs/tools-and-structured-output.md"
+EXAMPLES_BEFORE_THE_MOVE = 13
+"""The README held this many examples before its reference moved to `docs/`."""
 RULES = [
     Rule(**rule)
     for rule in json.loads((ROOT / "notebooks/local_server_rules.json").read_text())
@@ -51,9 +57,14 @@ def examples(text: str) -> list[str]:
     return [textwrap.dedent(match.group(2)) for match in _FENCE.finditer(text)]
 
 
-DOCUMENTS = {
+MARKDOWN = {
     "README": examples(README.read_text()),
-    "README-with-rules": examples(README.read_text()),
+    **{page.relative_to(ROOT).as_posix(): examples(page.read_text()) for page in PAGES},
+}
+"""The Markdown documents' examples, which run as scripts, by document."""
+DOCUMENTS = {
+    **MARKDOWN,
+    **{f"{name}-with-rules": codes for name, codes in MARKDOWN.items() if codes},
     "docstring": examples(inspect.getdoc(ChatDynaspark) or ""),
 }
 
@@ -150,7 +161,14 @@ CASES = [
 
 
 def test_the_documents_have_examples() -> None:
-    assert len(DOCUMENTS["README"]) >= 10
+    assert len(DOCUMENTS["README"]) >= 1
+    assert {
+        "docs/endpoints.md",
+        "docs/images.md",
+        TOOLS_PAGE,
+        "docs/troubleshooting.md",
+    } <= {name for name, codes in MARKDOWN.items() if codes}
+    assert sum(map(len, MARKDOWN.values())) >= EXAMPLES_BEFORE_THE_MOVE
     assert len(DOCUMENTS["docstring"]) >= 10
 
 
@@ -165,9 +183,10 @@ def test_example_runs_offline_in_few_requests(
     assert outcome.requests < MAX_REQUESTS, outcome.code
 
 
-def test_readme_examples_run_as_a_script() -> None:
-    for code in DOCUMENTS["README"]:
-        compile(code, "<README example>", "exec")  # no top-level await
+@pytest.mark.parametrize("document", sorted(MARKDOWN))
+def test_markdown_examples_run_as_a_script(document: str) -> None:
+    for code in MARKDOWN[document]:
+        compile(code, f"<{document} example>", "exec")  # no top-level await
 
 
 def _outcome(
@@ -178,10 +197,10 @@ def _outcome(
     return found
 
 
-def test_readme_tool_example_calls_the_tool(
+def test_tool_example_calls_the_tool(
     outcomes: Callable[[str], list[Outcome]],
 ) -> None:
-    outcome = _outcome(outcomes, "README", "model_with_tools.invoke(")
+    outcome = _outcome(outcomes, TOOLS_PAGE, "model_with_tools.invoke(")
     [tool_calls] = outcome.values
     assert [(c["name"], c["args"]) for c in tool_calls] == [
         ("get_weather", {"city": "Paris"})
@@ -189,8 +208,8 @@ def test_readme_tool_example_calls_the_tool(
     assert outcome.requests == 1
 
 
-@pytest.mark.parametrize("document", ["README", "README-with-rules"])
-def test_readme_agent_example_runs_the_tool_and_ends(
+@pytest.mark.parametrize("document", [TOOLS_PAGE, f"{TOOLS_PAGE}-with-rules"])
+def test_agent_example_runs_the_tool_and_ends(
     document: str, outcomes: Callable[[str], list[Outcome]]
 ) -> None:
     outcome = _outcome(outcomes, document, "create_agent(")
@@ -199,10 +218,10 @@ def test_readme_agent_example_runs_the_tool_and_ends(
     assert outcome.requests == 2
 
 
-def test_readme_structured_output_example_fills_the_schema(
+def test_structured_output_example_fills_the_schema(
     outcomes: Callable[[str], list[Outcome]],
 ) -> None:
-    outcome = _outcome(outcomes, "README", "with_structured_output(Movie)")
+    outcome = _outcome(outcomes, TOOLS_PAGE, "with_structured_output(Movie)")
     movie = outcome.values[0]
     assert type(movie).__name__ == "Movie"
     assert (movie.title, movie.year) == ("Best Picture", 1998)

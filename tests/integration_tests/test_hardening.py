@@ -240,7 +240,7 @@ async def test_a_redirect_that_would_drop_the_form_is_a_typed_error(
 ) -> None:
     moved = f"{server.url}/moved/generate_response"
     server.script(Reply(status=status, headers={"Location": moved}))
-    model = ChatDynaspark(base_url=server.url, max_retries=2)
+    model = ChatDynaspark(base_url=server.url, endpoint="form", max_retries=2)
     with pytest.raises(DynasparkRedirectError) as info:
         await model.ainvoke(PROMPT)
     error = info.value
@@ -258,7 +258,7 @@ async def test_a_redirect_location_never_shows_credentials(
     server.script(
         Reply(status=301, headers={"Location": "https://me:hunter2@example.com/x"})
     )
-    model = ChatDynaspark(base_url=server.url, max_retries=0)
+    model = ChatDynaspark(base_url=server.url, endpoint="form", max_retries=0)
     with pytest.raises(DynasparkRedirectError) as info:
         await model.ainvoke(PROMPT)
     assert "hunter2" not in str(info.value)
@@ -282,7 +282,7 @@ async def test_307_and_308_are_followed_with_the_form(
         if with_image
         else PROMPT
     )
-    model = ChatDynaspark(base_url=server.url, max_retries=0)
+    model = ChatDynaspark(base_url=server.url, endpoint="form", max_retries=0)
     reply = await model.ainvoke([HumanMessage(content)])
     assert reply.text.startswith(ECHO)
     assert len(server.requests) == 2
@@ -293,7 +293,7 @@ async def test_307_and_308_are_followed_with_the_form(
 
 async def test_endless_307s_are_an_error(server: DynasparkTestServer) -> None:
     server.script(*[Reply(status=307, headers={"Location": "/generate_response"})] * 9)
-    model = ChatDynaspark(base_url=server.url, max_retries=0)
+    model = ChatDynaspark(base_url=server.url, endpoint="form", max_retries=0)
     with pytest.raises(DynasparkRedirectError, match="307"):
         await model.ainvoke(PROMPT)
     assert len(server.requests) == 6

@@ -26,6 +26,7 @@ from PIL import Image
 from langchain_dynaspark import (
     ChatDynaspark,
     DynasparkInputError,
+    DynasparkNotFoundError,
     DynasparkRateLimitError,
     DynasparkResponseError,
 )
@@ -126,10 +127,24 @@ def test_url_output_gives_a_url_block_and_downloads_nothing(
 def test_the_endpoint_field_does_not_matter_for_an_image_model(
     server: DynasparkTestServer,
 ) -> None:
-    for endpoint in ("form", "api"):
+    for endpoint in ("auto", "form", "api"):
         message = image_model(server, endpoint=endpoint, width=64).invoke("x")
         assert picture(message).size == (64, 768)
-    assert len(image_requests(server)) == 2
+        assert message.response_metadata["endpoint"] == "image"
+    assert len(image_requests(server)) == 3
+    assert {r.path for r in server.requests} == {"/api/generate_image"}
+
+
+def test_a_gone_image_surface_is_an_error_never_another_surface(
+    server: DynasparkTestServer,
+) -> None:
+    server.gone.add("image")
+    with pytest.raises(DynasparkNotFoundError, match="generate_image"):
+        image_model(server).invoke("a red cat")
+    with pytest.raises(DynasparkNotFoundError):
+        image_model(server).invoke("a red cat")
+    assert {r.path for r in server.requests} == {"/api/generate_image"}
+    assert len(server.requests) == 2
 
 
 def test_stream_batch_and_async_give_the_same_message(
@@ -411,6 +426,7 @@ def test_a_spoken_reply_is_one_audio_block(server: DynasparkTestServer) -> None:
     assert audio.startswith(b"ID3")
     assert message.usage_metadata is None
     assert message.response_metadata["model_name"] == "openai-audio"
+    assert message.response_metadata["endpoint"] == "speech"
     [request] = server.requests
     assert request.fields["model"] == "openai-audio"
     assert request.fields["voice"] == "nova"

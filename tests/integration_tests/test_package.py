@@ -45,6 +45,11 @@ def package_files() -> set[str]:
     }
 
 
+def doc_files() -> set[str]:
+    """The reference pages in the checkout, relative to the repository root."""
+    return {path.relative_to(ROOT).as_posix() for path in (ROOT / "docs").glob("*.md")}
+
+
 def run(command: list[str | Path], *, cwd: Path = ROOT, input: str = "") -> str:
     """Run `command` in `cwd`, with `input` piped in; its output, or fail."""
     done = subprocess.run(
@@ -121,7 +126,8 @@ def test_the_sdist_holds_the_package_and_nothing_else(dist: dict[str, Path]) -> 
     with tarfile.open(dist["sdist"]) as sdist:
         names = {name for name in sdist.getnames() if not sdist.getmember(name).isdir()}
     inside = {name.removeprefix(f"{SDIST_ROOT}/") for name in names}
-    assert inside == package_files() | {
+    assert "docs/README.md" in inside
+    assert inside == package_files() | doc_files() | {
         "PKG-INFO",
         "pyproject.toml",
         "README.md",

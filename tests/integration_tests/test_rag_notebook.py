@@ -152,7 +152,7 @@ def test_chain_sends_only_the_retrieved_documents(
     checked = chain.invoke(DOG)
 
     (request,) = server.requests
-    assert _documents_in(request.fields["user_input"]) == retrieved
+    assert _documents_in(request.seen) == retrieved
     assert checked.retrieved == retrieved
     assert checked.cited == [retrieved[0]]
     assert checked.not_retrieved == []
@@ -218,9 +218,7 @@ def test_chain_flags_any_citation_when_nothing_was_retrieved(
 
     checked = chain.invoke("Do you have decaf?")
 
-    assert (
-        "(no document matches the question)" in server.requests[0].fields["user_input"]
-    )
+    assert "(no document matches the question)" in server.requests[0].seen
     assert checked.retrieved == []
     assert checked.not_retrieved == ["coffee"]
     assert not checked.citations_ok

@@ -1,6 +1,7 @@
 """Fault injection against the local server: retries, timeouts, errors, pooling.
 
-Every fault the free Dynaspark host produces is scripted on the local server,
+Every fault the free Dynaspark host produces is scripted on the local server
+and met on the form (`endpoint="form"`; the API's own are in `test_api.py`),
 alone and in sequences, and each test asserts how many requests were made, the
 error type and message, and generous bounds on the elapsed time. Also covered:
 one pooled connection per loop, clean session shutdown, cancellation, proxies,
@@ -57,7 +58,13 @@ from langchain_dynaspark import (
     transport,
 )
 from langchain_dynaspark.testing.server import DynasparkTestServer, Reply
-from langchain_dynaspark.transport import TransportSettings, Upload
+from langchain_dynaspark.transport import (
+    TransportSettings,
+    Upload,
+    pools,
+    retries,
+    sync,
+)
 
 PROMPT = "Plan the quokka heist at Zanzibar pier 7731"
 """Distinctive, so a leak of the prompt into an error message is easy to spot."""
@@ -73,6 +80,7 @@ LIMIT = 5.0
 
 def _model(server: DynasparkTestServer, **kwargs: Any) -> ChatDynaspark:
     kwargs.setdefault("max_retries", 2)
+    kwargs.setdefault("endpoint", "form")
     return ChatDynaspark(base_url=server.url, **kwargs)
 
 
@@ -86,7 +94,7 @@ def _assert_clean(error: BaseException) -> None:
 @pytest.fixture
 def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """Backoff of milliseconds: the timing tests below check the real schedule."""
-    monkeypatch.setattr(transport, "BACKOFF_BASE", 0.01)
+    monkeypatch.setattr(retries, "BACKOFF_BASE", 0.01)
 
 
 def _closed_port() -> int:
@@ -311,8 +319,8 @@ async def test_other_statuses_are_never_retried(
     core_type: type[Exception],
 ) -> None:
     server.script(Reply(status=status, body={"error": "no such thing"}), "unused")
-    with pytest.raises(error_type) as caught:
-        await _model(server, max_retries=3).ainvoke(PROMPT)
+    with pytest.raises(error_type) as caught:  # pinned: "auto" would move on a 404
+        await _model(server, max_retries=3, endpoint="form").ainvoke(PROMPT)
     error = caught.value
     assert isinstance(error, core_type)
     assert error.status_code == status  # type: ignore[attr-defined]
@@ -348,7 +356,9 @@ async def test_connection_refused_is_retried_then_raised(
     sleeps: list[float],
 ) -> None:
     port = _closed_port()
-    model = ChatDynaspark(base_url=f"http://127.0.0.1:{port}", max_retries=2)
+    model = ChatDynaspark(
+        base_url=f"http://127.0.0.1:{port}", endpoint="form", max_retries=2
+    )
     start = time.monotonic()
     with pytest.raises(DynasparkConnectionError) as caught:
         await model.ainvoke(PROMPT)
@@ -414,7 +424,7 @@ async def test_backoff_grows_exponentially_with_jitter(
 ) -> None:
     server.script(*[Reply(status=503)] * 4, "ok")
     assert (await _model(server, max_retries=4).ainvoke(PROMPT)).text == "ok"
-    base = transport.BACKOFF_BASE
+    base = retries.BACKOFF_BASE
     assert len(sleeps) == 4
     for attempt, wait in enumerate(sleeps):
         full = base * 2**attempt
@@ -428,14 +438,14 @@ async def test_backoff_is_capped(
     with pytest.raises(DynasparkAPIError):
         await _model(server, max_retries=8).ainvoke(PROMPT)
     assert len(sleeps) == 8
-    assert all(wait <= transport.BACKOFF_MAX for wait in sleeps)
-    assert sleeps[-1] >= 0.5 * transport.BACKOFF_MAX
+    assert all(wait <= retries.BACKOFF_MAX for wait in sleeps)
+    assert sleeps[-1] >= 0.5 * retries.BACKOFF_MAX
 
 
 def test_backoff_really_waits(
     server: DynasparkTestServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(transport, "BACKOFF_BASE", 0.2)
+    monkeypatch.setattr(retries, "BACKOFF_BASE", 0.2)
     server.script(Reply(status=503), Reply(status=503), "ok")
     start = time.monotonic()
     assert _model(server).invoke(PROMPT).text == "ok"
@@ -480,10 +490,10 @@ async def test_a_wait_longer_than_the_cap_raises_at_once(
 async def test_a_wait_within_the_cap_is_honoured(
     server: DynasparkTestServer, sleeps: list[float]
 ) -> None:
-    wait = f"{transport.MAX_RETRY_AFTER:g}"
+    wait = f"{retries.MAX_RETRY_AFTER:g}"
     server.script(Reply(status=429, headers={"Retry-After": wait}), "ok")
     assert (await _model(server).ainvoke(PROMPT)).text == "ok"
-    assert sleeps == [transport.MAX_RETRY_AFTER]
+    assert sleeps == [retries.MAX_RETRY_AFTER]
 
 
 async def test_unreadable_retry_after_falls_back_to_backoff(
@@ -492,7 +502,7 @@ async def test_unreadable_retry_after_falls_back_to_backoff(
     server.script(Reply(status=429, headers={"Retry-After": "whenever"}), "ok")
     assert (await _model(server).ainvoke(PROMPT)).text == "ok"
     assert len(sleeps) == 1
-    assert 0.5 * transport.BACKOFF_BASE <= sleeps[0] <= transport.BACKOFF_BASE
+    assert 0.5 * retries.BACKOFF_BASE <= sleeps[0] <= retries.BACKOFF_BASE
 
 
 async def test_rate_limit_error_reports_retry_after(
@@ -609,7 +619,11 @@ async def test_errors_never_quote_the_prompt(
 async def test_errors_never_show_credentials(server: DynasparkTestServer) -> None:
     port = _closed_port()
     for model in (
-        ChatDynaspark(base_url=f"http://alice:s3cret@127.0.0.1:{port}", max_retries=0),
+        ChatDynaspark(
+            base_url=f"http://alice:s3cret@127.0.0.1:{port}",
+            endpoint="form",
+            max_retries=0,
+        ),
         ChatDynaspark(
             base_url=server.url,
             proxy=f"http://bob:hunter2@127.0.0.1:{port}",
@@ -627,7 +641,9 @@ async def test_errors_never_show_credentials(server: DynasparkTestServer) -> Non
 @pytest.mark.parametrize("base_url", ["ftp://127.0.0.1:21", "http://"])
 async def test_an_unusable_url_fails_once_as_an_input_error(base_url: str) -> None:
     with pytest.raises(DynasparkInputError, match="base_url"):
-        await ChatDynaspark(base_url=base_url, max_retries=3).ainvoke(PROMPT)
+        await ChatDynaspark(base_url=base_url, endpoint="form", max_retries=3).ainvoke(
+            PROMPT
+        )
 
 
 # --- One pooled connection ---------------------------------------------------
@@ -730,7 +746,7 @@ def test_background_loop_shutdown_closes_its_session_and_loop(
     server: DynasparkTestServer,
 ) -> None:
     """What runs at interpreter exit for the loop behind the sync API."""
-    background = transport._BackgroundLoop()
+    background = sync._BackgroundLoop()
     loop = background.loop()
     settings = TransportSettings(
         url=f"{server.url}/generate_response",
@@ -741,14 +757,14 @@ def test_background_loop_shutdown_closes_its_session_and_loop(
 
     async def call() -> aiohttp.ClientSession:
         await transport.post_form(settings, {"user_input": PROMPT}, None)
-        return (await transport._pool(settings.max_connections)).session
+        return (await pools.pool_for(settings.max_connections)).session
 
     session = asyncio.run_coroutine_threadsafe(call(), loop).result(LIMIT)
     assert not session.closed
     background.shutdown()
     assert session.closed
     assert loop.is_closed()
-    assert loop not in transport._sessions
+    assert loop not in pools._sessions
     assert len(server.requests) == 1
 
 
@@ -771,7 +787,7 @@ import asyncio, gc, json, sys, urllib.request
 from langchain_dynaspark import ChatDynaspark, DynasparkTimeoutError
 
 url = sys.argv[1]
-model = ChatDynaspark(base_url=url, max_retries=0)
+model = ChatDynaspark(base_url=url, endpoint="form", max_retries=0)
 
 
 def script(*replies):
@@ -865,7 +881,9 @@ async def test_cancelling_ainvoke_cancels_the_request(
     server: DynasparkTestServer,
 ) -> None:
     with SilentServer() as silent:
-        model = ChatDynaspark(base_url=silent.url, max_retries=0, timeout=60)
+        model = ChatDynaspark(
+            base_url=silent.url, endpoint="form", max_retries=0, timeout=60
+        )
         task = asyncio.create_task(model.ainvoke(PROMPT))
         assert await asyncio.to_thread(silent.received.wait, LIMIT)
         task.cancel()
@@ -878,7 +896,9 @@ async def test_cancelling_ainvoke_cancels_the_request(
 
 async def test_a_deadline_around_ainvoke_closes_the_request() -> None:
     with SilentServer() as silent:
-        model = ChatDynaspark(base_url=silent.url, max_retries=0, timeout=60)
+        model = ChatDynaspark(
+            base_url=silent.url, endpoint="form", max_retries=0, timeout=60
+        )
         start = time.monotonic()
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(model.ainvoke(PROMPT), 0.5)
@@ -928,7 +948,9 @@ def test_interrupting_a_sync_invoke_cancels_the_request(
     main = threading.main_thread().ident
     assert main is not None
     with SilentServer() as silent:
-        model = ChatDynaspark(base_url=silent.url, max_retries=0, timeout=60)
+        model = ChatDynaspark(
+            base_url=silent.url, endpoint="form", max_retries=0, timeout=60
+        )
 
         def interrupt_once_sent() -> None:
             if silent.received.wait(LIMIT):
@@ -1123,7 +1145,7 @@ def test_fork_while_another_thread_makes_a_session(
     if "fork" not in multiprocessing.get_all_start_methods():
         pytest.skip("no 'fork' start method on this platform")
     context = multiprocessing.get_context("fork")
-    with transport._sessions_lock:
+    with pools._sessions_lock:
         child = context.Process(target=_invoke_or_fail, args=(_model(server),))
         child.start()
     child.join(timeout=30)

@@ -336,3 +336,49 @@ def test_any_split_matches_the_whole_reply(cut: int) -> None:
     released, matched = _scan([text[:cut], text[cut:]], ["STOP", "ST0"])
     assert "".join(released) == "one "
     assert matched
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "NaN", "1e999"])
+def test_rate_limit_headers_that_are_not_finite_are_left_out(value: str) -> None:
+    headers = CIMultiDict(
+        {
+            "X-RateLimit-Limit": "10",
+            "X-RateLimit-Remaining": value,
+            "X-RateLimit-Reset": value,
+        }
+    )
+    assert rate_limit(headers) == {"limit": 10}
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        _event({}),
+        _event({"type": "ping"}),
+        _event({"error": None}),
+        _event({"choices": [{"delta": {}}]}),
+        _event("ping", event="ping"),
+        _event(""),
+    ],
+    ids=["empty object", "typed ping", "null error", "empty delta", "named", "empty"],
+)
+def test_events_without_text_carry_nothing(event: ServerSentEvent) -> None:
+    assert event_reply(event) is None
+
+
+def test_a_null_error_beside_text_is_no_error() -> None:
+    data = {"choices": [{"delta": {"content": "Hi"}}], "error": None}
+    assert event_reply(_event(data)) == Reply("Hi")
+
+
+@pytest.mark.parametrize(
+    ("data", "structured"),
+    [
+        ('{"choices": [{"delta": {"content": "X"}}', False),
+        ('{"response": "X"', False),
+        ("{not json", True),
+    ],
+)
+def test_broken_json_is_an_error_never_text(data: str, structured: bool) -> None:
+    with pytest.raises(DynasparkResponseError, match="not valid JSON"):
+        event_reply(_event(data), structured=structured)

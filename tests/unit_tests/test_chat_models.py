@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import warnings
 
 import pytest
 
@@ -38,9 +39,16 @@ def test_invalid_limits_are_rejected() -> None:
 
 def test_sampling_parameters_warn_on_the_form_and_max_tokens_is_dropped() -> None:
     with pytest.warns(UserWarning, match="ignores max_tokens, temperature"):
-        model = ChatDynaspark(temperature=0.2, max_tokens=10)
+        model = ChatDynaspark(endpoint="form", temperature=0.2, max_tokens=10)
     assert model.temperature == 0.2
     assert "max_tokens" not in model.model_dump()
+
+
+def test_sampling_parameters_are_kept_quietly_on_auto() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = ChatDynaspark(temperature=0.2, seed=3)
+    assert (model.endpoint, model.temperature, model.seed) == ("auto", 0.2, 3)
 
 
 def test_unknown_call_kwargs_fail_before_any_request() -> None:
@@ -110,8 +118,10 @@ def test_sampling_fields_are_attributes_validated_at_construction() -> None:
             ChatDynaspark(endpoint="api", **{field: value})
 
 
-def test_endpoint_is_form_or_api() -> None:
-    assert ChatDynaspark().endpoint == "form"
+def test_endpoint_is_auto_form_or_api() -> None:
+    assert ChatDynaspark().endpoint == "auto"
+    assert ChatDynaspark(endpoint="form").endpoint == "form"
+    assert ChatDynaspark(endpoint="api").endpoint == "api"
     with pytest.raises(ValueError, match="endpoint"):
         ChatDynaspark(endpoint="rest")
 
@@ -157,8 +167,10 @@ def test_profile_tells_the_truth_per_endpoint() -> None:
 
 def test_ls_params_per_endpoint() -> None:
     with pytest.warns(UserWarning, match="ignores temperature"):
-        form = ChatDynaspark(temperature=0.5)
+        form = ChatDynaspark(endpoint="form", temperature=0.5)
     assert "ls_temperature" not in form._get_ls_params()
+    auto = ChatDynaspark(temperature=0.5)
+    assert auto._get_ls_params()["ls_temperature"] == 0.5
     api = ChatDynaspark(endpoint="api", temperature=0.5)
     assert api._get_ls_params()["ls_temperature"] == 0.5
     assert api._get_ls_params(temperature=1)["ls_temperature"] == 1.0

@@ -18,7 +18,7 @@ from langchain_core.exceptions import (
 )
 
 import langchain_dynaspark
-from langchain_dynaspark import transport
+from langchain_dynaspark.endpoints import form
 from langchain_dynaspark.errors import (
     DynasparkAPIError,
     DynasparkConnectionError,
@@ -32,13 +32,14 @@ from langchain_dynaspark.errors import (
     DynasparkResponseError,
     DynasparkTimeoutError,
 )
-from langchain_dynaspark.transport import TransportSettings
+from langchain_dynaspark.transport import TransportSettings, failures, retries
 
 SETTINGS = TransportSettings(
     url="http://127.0.0.1:9/generate_response",
     timeout=120.0,
     connect_timeout=15.0,
     max_retries=2,
+    not_found_hint=form.NOT_FOUND_HINT,
 )
 
 
@@ -76,7 +77,7 @@ def test_each_error_is_a_dynaspark_error_and_its_langchain_core_kind(
     else:
         assert isinstance(error, core_base)
         assert error.is_retryable is retryable
-    assert transport._retryable(error) is retryable
+    assert retries._retryable(error) is retryable
 
 
 def test_core_kinds_do_not_overlap() -> None:
@@ -110,7 +111,7 @@ def test_server_errors_are_retryable_only_when_transient(
 ) -> None:
     error = DynasparkAPIError("m", status_code=status)
     assert error.is_retryable is retryable
-    assert transport._retryable(error) is retryable
+    assert retries._retryable(error) is retryable
 
 
 def test_http_errors_keep_status_server_message_and_retry_after() -> None:
@@ -171,47 +172,47 @@ def _http_date(delta: float) -> str:
     ],
 )
 def test_parse_retry_after(value: str | None, expected: float | None) -> None:
-    assert transport._parse_retry_after(value) == expected
+    assert failures.parse_retry_after(value) == expected
 
 
 def test_parse_retry_after_http_date_in_the_future() -> None:
-    seconds = transport._parse_retry_after(_http_date(30))
+    seconds = failures.parse_retry_after(_http_date(30))
     assert seconds is not None
     assert 28.0 <= seconds <= 30.0
 
 
 def test_retry_after_is_honoured_but_capped() -> None:
-    assert transport._wait_before_retry(0.0, 1) == 0.0
-    assert transport._wait_before_retry(7.0, 3) == 7.0
-    assert transport._wait_before_retry(3600.0, 1) == transport.MAX_RETRY_AFTER
+    assert retries._wait_before_retry(0.0, 1) == 0.0
+    assert retries._wait_before_retry(7.0, 3) == 7.0
+    assert retries._wait_before_retry(3600.0, 1) == retries.MAX_RETRY_AFTER
 
 
 def test_backoff_grows_exponentially_with_jitter(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    base, cap = transport.BACKOFF_BASE, transport.BACKOFF_MAX
+    base, cap = retries.BACKOFF_BASE, retries.BACKOFF_MAX
     for jitter in (0.5, 1.0):
-        monkeypatch.setattr(transport.random, "uniform", lambda lo, hi, j=jitter: j)
-        waits = [transport._wait_before_retry(None, attempt) for attempt in (1, 2, 3)]
+        monkeypatch.setattr(retries.random, "uniform", lambda lo, hi, j=jitter: j)
+        waits = [retries._wait_before_retry(None, attempt) for attempt in (1, 2, 3)]
         assert waits == [base * jitter, 2 * base * jitter, 4 * base * jitter]
-        assert transport._wait_before_retry(None, 100) == cap * jitter
+        assert retries._wait_before_retry(None, 100) == cap * jitter
         # Absurd retry counts neither overflow nor exceed the cap.
-        assert transport._wait_before_retry(None, 5000) == cap * jitter
+        assert retries._wait_before_retry(None, 5000) == cap * jitter
 
 
 def test_backoff_jitter_is_random_within_bounds() -> None:
-    waits = {transport._wait_before_retry(None, 2) for _ in range(50)}
+    waits = {retries._wait_before_retry(None, 2) for _ in range(50)}
     assert len(waits) > 1
-    base = 2 * transport.BACKOFF_BASE
+    base = 2 * retries.BACKOFF_BASE
     assert all(0.5 * base <= wait <= base for wait in waits)
 
 
 def _status_message(status: int, retry_after: float | None = None) -> str:
-    return str(transport._status_error(status, retry_after, "it broke", SETTINGS, 3))
+    return str(failures.status_error(status, retry_after, "it broke", SETTINGS, 3))
 
 
 def test_rate_limit_message_says_what_happened_and_what_to_do() -> None:
-    error = transport._status_error(429, 12.0, "too many", SETTINGS, 3)
+    error = failures.status_error(429, 12.0, "too many", SETTINGS, 3)
     assert isinstance(error, DynasparkRateLimitError)
     assert error.retry_after == 12.0
     assert error.server_message == "too many"
@@ -222,7 +223,7 @@ def test_rate_limit_message_says_what_happened_and_what_to_do() -> None:
 
 @pytest.mark.parametrize(("status", "wait"), [(503, None), (502, 30.0)])
 def test_server_error_message(status: int, wait: float | None) -> None:
-    error = transport._status_error(status, wait, "it broke", SETTINGS, 1)
+    error = failures.status_error(status, wait, "it broke", SETTINGS, 1)
     assert isinstance(error, DynasparkAPIError)
     assert error.status_code == status
     message = str(error)
@@ -234,7 +235,7 @@ def test_server_error_message(status: int, wait: float | None) -> None:
 
 
 def test_not_found_message_points_at_path() -> None:
-    error = transport._status_error(404, None, None, SETTINGS, 1)
+    error = failures.status_error(404, None, None, SETTINGS, 1)
     assert isinstance(error, DynasparkNotFoundError)
     assert "/generate_response" in str(error)
     assert "path=" in str(error)
@@ -245,9 +246,9 @@ def test_not_found_message_points_at_path() -> None:
     ("status", "hint"), [(400, "model name"), (413, "smaller image"), (422, "input")]
 )
 def test_other_client_errors_are_invalid_requests(status: int, hint: str) -> None:
-    error = transport._status_error(status, None, "nope", SETTINGS, 1)
+    error = failures.status_error(status, None, "nope", SETTINGS, 1)
     assert isinstance(error, DynasparkInvalidRequestError)
-    assert not transport._retryable(error)
+    assert not retries._retryable(error)
     assert f"HTTP {status}" in str(error)
     assert "nope" in str(error)
     assert hint in str(error)
@@ -262,8 +263,8 @@ def test_connection_and_timeout_messages_hide_credentials() -> None:
         proxy="http://bob:hunter2@127.0.0.1:3128",
     )
     leaky = OSError("talking to alice:s3cr%40t@127.0.0.1, bob:hunter2, s3cr@t")
-    error = transport._connection_error(
-        transport.aiohttp.ClientOSError(*leaky.args), settings, 2
+    error = failures.connection_error(
+        failures.aiohttp.ClientOSError(*leaky.args), settings, 2
     )
     message = str(error)
     assert isinstance(error, DynasparkConnectionError)
@@ -272,11 +273,11 @@ def test_connection_and_timeout_messages_hide_credentials() -> None:
     assert "127.0.0.1:9" in message
     assert "after 2 attempts" in message
 
-    connect = transport._timeout_error(
-        transport.aiohttp.ConnectionTimeoutError(), settings, 1
+    connect = failures.timeout_error(
+        failures.aiohttp.ConnectionTimeoutError(), settings, 1
     )
     assert "connect_timeout=0.25 s" in str(connect)
     assert "s3cr" not in str(connect)
-    answer = transport._timeout_error(TimeoutError(), settings, 1)
+    answer = failures.timeout_error(TimeoutError(), settings, 1)
     assert "timeout=0.5 s" in str(answer)
     assert "raise `timeout`" in str(answer)

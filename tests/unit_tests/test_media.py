@@ -42,11 +42,13 @@ def test_media_models_pick_their_surface_whatever_endpoint_says(
 ) -> None:
     chat = ChatDynaspark(model=model, endpoint=endpoint)  # type: ignore[arg-type]
 
-    assert isinstance(configure(chat), surface)
+    (only,) = configure(chat).surfaces
+    assert isinstance(only, surface)
 
 
 def test_text_models_keep_their_endpoint() -> None:
-    assert configure(ChatDynaspark()).name == "form"
+    assert configure(ChatDynaspark()).name == "auto"
+    assert configure(ChatDynaspark(endpoint="form")).name == "form"
     assert configure(ChatDynaspark(endpoint="api")).name == "api"
     assert media_kind("gemini-2.0-flash") is None
 
@@ -56,8 +58,10 @@ def test_a_seed_on_an_image_model_is_sent_not_warned_about() -> None:
         warnings.simplefilter("error")
         chat = ChatDynaspark(model="flux", seed=11, width=512)
 
-    request = configure(chat).request(
-        Call(None, [HumanMessage("a cat")], sampling={"seed": 11})
+    request = (
+        configure(chat)
+        .route(Call(None, [HumanMessage("a cat")], sampling={"seed": 11}))
+        .request
     )
     assert request.fields["seed"] == "11"
     assert request.fields["width"] == "512"
@@ -89,7 +93,7 @@ def test_speech_requests_carry_the_voice_and_the_system_prompt() -> None:
     chat = ChatDynaspark(model="openai-audio", voice="shimmer", api_key="k")
     messages = [SystemMessage("Whisper."), HumanMessage("hello")]
 
-    request = configure(chat).request(Call(None, messages))
+    request = configure(chat).route(Call(None, messages)).request
 
     assert request.fields["voice"] == "shimmer"
     assert request.fields["system"] == "Whisper."
@@ -102,7 +106,7 @@ def test_a_long_image_prompt_is_refused_before_sending() -> None:
     chat = ChatDynaspark(model="flux")
 
     with pytest.raises(DynasparkInputError, match="request line"):
-        configure(chat).request(Call(None, [HumanMessage("cat " * 2000)]))
+        configure(chat).route(Call(None, [HumanMessage("cat " * 2000)]))
 
 
 def test_image_bytes_are_told_by_their_header() -> None:
@@ -132,8 +136,8 @@ def test_blocks_are_the_same_in_the_message_and_its_chunks() -> None:
     }
     reply = Reply(model="flux", done=True, blocks=(block,), source_url="http://h/i.png")
 
-    message = reply_message("flux", reply, ParsedReply("", [], []), cut=False)
-    chunk = final_chunk("flux", reply, "stop").message
+    message = reply_message("image", "flux", reply, ParsedReply("", [], []), cut=False)
+    chunk = final_chunk("image", "flux", reply, "stop").message
     one = last_chunk(message).message
 
     assert message.content == [block]
@@ -143,6 +147,8 @@ def test_blocks_are_the_same_in_the_message_and_its_chunks() -> None:
         assert m.response_metadata["image_url"] == "http://h/i.png"
     assert message.usage_metadata is None
     assert (
-        reply_message(None, Reply("hi"), ParsedReply("hi", [], []), cut=False).content
+        reply_message(
+            "api", None, Reply("hi"), ParsedReply("hi", [], []), cut=False
+        ).content
         == "hi"
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from langchain_dynaspark.sse import ServerSentEvent, SSEDecoder
+from langchain_dynaspark.sse import EventTooLongError, ServerSentEvent, SSEDecoder
 
 STREAM = (
     "\ufeff: a comment, then a keep-alive\n"
@@ -128,3 +128,49 @@ def test_a_bom_only_at_the_very_start_is_dropped() -> None:
 
 def test_invalid_utf8_is_replaced_not_raised() -> None:
     assert _decode([b"data: \xff\n\n"]) == [ServerSentEvent("\ufffd")]
+
+
+def test_the_end_says_whether_the_stream_was_cut_inside_an_event() -> None:
+    whole = SSEDecoder()
+    whole.feed(b"data: a\n\n: trailing comment")
+    assert whole.end() == []
+    assert not whole.cut
+    cut = SSEDecoder()
+    assert cut.feed(b'data: a\n\ndata: {"cho') == [ServerSentEvent("a")]
+    assert cut.end() == [ServerSentEvent('{"cho')]
+    assert cut.cut
+
+
+def test_a_line_arriving_in_many_reads_is_one_event() -> None:
+    decoder = SSEDecoder(max_event=1 << 20)
+    assert decoder.feed(b"data: ") == []
+    for _ in range(1000):
+        assert decoder.feed(b"x" * 1000) == []
+    assert decoder.feed(b"\n\n") == [ServerSentEvent("x" * 1_000_000)]
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        [b"data: " + b"x" * 101],
+        [b"data: ", *[b"x" * 10] * 10],
+        [b"data: " + b"x" * 60 + b"\n", b"data: " + b"x" * 60 + b"\n"],
+        [b": " + b"x" * 200],
+    ],
+    ids=["one read", "many reads", "two data lines", "a comment line"],
+)
+def test_an_event_longer_than_max_event_is_refused(pieces: list[bytes]) -> None:
+    decoder = SSEDecoder(max_event=100)
+    for piece in pieces[:-1]:
+        decoder.feed(piece)
+    with pytest.raises(EventTooLongError) as caught:
+        decoder.feed(pieces[-1])
+    assert caught.value.max_event == 100
+
+
+def test_events_under_max_event_pass() -> None:
+    decoder = SSEDecoder(max_event=100)
+    events = [
+        e for _ in range(50) for e in decoder.feed(b"data: " + b"x" * 90 + b"\n\n")
+    ]
+    assert events == [ServerSentEvent("x" * 90)] * 50

@@ -615,9 +615,10 @@ def test_anthropic_style_ai_content_renders_text_and_calls_once() -> None:
     assert text.count('"name": "add"') == 1
 
 
-def test_readme_shows_the_default_instruction_texts() -> None:
-    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
-    assert DEFAULT_INSTRUCTIONS["tools"] in readme
+def test_the_docs_show_the_default_instruction_texts() -> None:
+    page = Path(__file__).parents[2] / "docs" / "tools-and-structured-output.md"
+    docs = page.read_text(encoding="utf-8")
+    assert DEFAULT_INSTRUCTIONS["tools"] in docs
     for key, text in DEFAULT_INSTRUCTIONS.items():
         first_line = text.split("\n")[0]
-        assert f"| `{key}` | {first_line}" in readme or key == "tools"
+        assert f"| `{key}` | {first_line}" in docs or key == "tools"
