@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from langchain_core.messages import AIMessageChunk
+from langchain_core.tools import tool
 
 from langchain_dynaspark import (
     ChatDynaspark,
@@ -423,3 +424,37 @@ async def test_usage_after_a_stop_cut_is_kept_as_invoke_keeps_it(
             "total_tokens": 8,
         }
     )
+
+
+@tool
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+@pytest.mark.parametrize("endpoint", ["api", "auto"])
+def test_streaming_true_keeps_the_invalid_tool_calls_invoke_keeps(
+    server: DynasparkTestServer, endpoint: str
+) -> None:
+    text = (
+        'Adding.\n{"tool_calls": [{"name": "add", "arguments": {"a": 1, "b": 2}}, '
+        '{"name": "nope", "arguments": {}}, {"name": "add", "arguments": "a=1"}, '
+        '{"name": "add", "arguments": {"a": "x"}}]}'
+    )
+    server.script(text, text)  # streamed word by word when a stream is asked for
+
+    def seen(streaming: bool) -> tuple[object, ...]:
+        model = ChatDynaspark(
+            base_url=server.url, endpoint=endpoint, streaming=streaming, max_retries=0
+        )
+        message = model.bind_tools([add]).invoke("Add", format_retries=0)
+        return (
+            message.text,
+            [(c["name"], c["args"]) for c in message.tool_calls],
+            [(c["name"], c["args"], c["error"]) for c in message.invalid_tool_calls],
+        )
+
+    invoked, streamed = seen(False), seen(True)
+    assert invoked[1] == [("add", {"a": 1, "b": 2})]
+    assert [call[0] for call in invoked[2]] == ["nope", "add", "add"]  # type: ignore[attr-defined]
+    assert streamed == invoked
