@@ -120,10 +120,7 @@ class DynasparkImageGenerationTool(BaseTool):
     ) -> tuple[str, dict[str, Any]]:
         """Draw the picture; `ChatDynaspark.invoke` runs it on the sync bridge."""
         painter = self._painter(width, height, model, seed)
-        config = RunnableConfig(
-            callbacks=run_manager.get_child() if run_manager else None
-        )
-        return _result(prompt, painter, painter.invoke(prompt, config))
+        return _result(prompt, painter, painter.invoke(prompt, _child(run_manager)))
 
     async def _arun(
         self,
@@ -137,10 +134,8 @@ class DynasparkImageGenerationTool(BaseTool):
     ) -> tuple[str, dict[str, Any]]:
         """Draw the picture, natively asynchronous."""
         painter = self._painter(width, height, model, seed)
-        config = RunnableConfig(
-            callbacks=run_manager.get_child() if run_manager else None
-        )
-        return _result(prompt, painter, await painter.ainvoke(prompt, config))
+        drawn = await painter.ainvoke(prompt, _child(run_manager))
+        return _result(prompt, painter, drawn)
 
     def _painter(
         self, width: int | None, height: int | None, model: str | None, seed: int | None
@@ -158,6 +153,13 @@ class DynasparkImageGenerationTool(BaseTool):
             model=model or self.default_model,
             nologo=self.nologo,
         )
+
+
+def _child(
+    run_manager: CallbackManagerForToolRun | AsyncCallbackManagerForToolRun | None,
+) -> RunnableConfig:
+    """The config of the tool's model call: a child run of the tool's run."""
+    return RunnableConfig(callbacks=run_manager.get_child() if run_manager else None)
 
 
 def _result(

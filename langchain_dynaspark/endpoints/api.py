@@ -32,7 +32,7 @@ from __future__ import annotations
 import functools
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from langchain_core.messages import BaseMessage, SystemMessage
 from yarl import URL
@@ -82,10 +82,10 @@ __all__ = [
     "NOT_FOUND_HINT",
     "PUBLIC_API_KEY",
     "ApiEndpoint",
-    "Hiding",
     "build_query",
     "check_request_line",
     "event_reply",
+    "get_read",
     "parse_reply",
     "rate_limit",
     "split_system",
@@ -110,6 +110,17 @@ CAPABILITIES = Capabilities(sampling=True, streaming=True)
 
 MAX_EVENT_CHARS = 1 << 20
 """Most characters one streamed event may hold: a piece of a reply, not a reply."""
+
+
+T_co = TypeVar("T_co", covariant=True)
+
+
+class Reading(Protocol[T_co]):
+    """Reads a `200` answer; an error it raises may quote the `prompt` sent."""
+
+    def __call__(self, answer: Answer, /, *, prompt: str | None) -> T_co:
+        """What the answer holds."""
+        ...
 
 
 class ApiFields(Protocol):
@@ -191,10 +202,8 @@ class ApiEndpoint:
 
     async def send(self, request: Request) -> Reply:
         """Send one request and return the whole reply."""
-        query = request.fields
-        answer = await get(self.transport, query)
-        with Hiding(query.get("api_key"), query.get("user_input")):
-            return parse_reply(answer, prompt=query.get("user_input"))
+        _, reply = await get_read(self.transport, request.fields, parse_reply)
+        return reply
 
     def events(self, request: Request) -> AsyncGenerator[Reply, None]:
         """Send one streaming request; yield each event's piece as it arrives.
@@ -212,6 +221,22 @@ class ApiEndpoint:
 
 _configured = functools.lru_cache(maxsize=32)(ApiEndpoint)
 """`ApiEndpoint`, built once per set of values (positional, in field order)."""
+
+
+async def get_read(
+    transport: TransportSettings,
+    query: Mapping[str, str],
+    read: Reading[T_co],
+) -> tuple[Answer, T_co]:
+    """GET `query`; the answer, and what `read` makes of it and the prompt sent.
+
+    An error `read` raises is re-raised without the key or the prompt, should
+    the service quote them (`_Hiding`). The API's surfaces all read this way.
+    """
+    answer = await get(transport, query)
+    prompt = query.get("user_input")
+    with _Hiding(query.get("api_key"), prompt):
+        return answer, read(answer, prompt=prompt)
 
 
 def split_system(
@@ -326,7 +351,7 @@ class _Events:
         if self._sse is None:
             self._body += chunk
             return []
-        with Hiding(self._secret, self._prompt):
+        with _Hiding(self._secret, self._prompt):
             try:
                 events = self._sse.feed(chunk)
             except EventTooLongError:
@@ -334,7 +359,7 @@ class _Events:
             return self._pieces(events) if events else []
 
     def end(self) -> list[Reply]:
-        with Hiding(self._secret, self._prompt):
+        with _Hiding(self._secret, self._prompt):
             if self._sse is None:
                 answer = Answer(
                     self._answer.headers, self._answer.content_type, bytes(self._body)
@@ -392,7 +417,7 @@ class _Events:
             raise _incomplete("ended without `data: [DONE]` or a `finish_reason`")
 
 
-class Hiding:
+class _Hiding:
     """Re-raise a reply error without the query, `secret` or `prompt` it quotes.
 
     The service may echo the request target, or the key, in any encoding

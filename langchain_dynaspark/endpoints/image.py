@@ -22,8 +22,8 @@ from langchain_dynaspark import transport
 from langchain_dynaspark.endpoints.api import (
     MOVED_HINT,
     PUBLIC_API_KEY,
-    Hiding,
     check_request_line,
+    get_read,
 )
 from langchain_dynaspark.endpoints.api_reply import rate_limit
 from langchain_dynaspark.endpoints.base import (
@@ -43,7 +43,7 @@ from langchain_dynaspark.media import (
 )
 from langchain_dynaspark.prompt import build_prompt
 from langchain_dynaspark.reply import Reply, server_message
-from langchain_dynaspark.transport import Answer, TransportSettings, get
+from langchain_dynaspark.transport import Answer, TransportSettings
 
 if TYPE_CHECKING:
     from pydantic import SecretStr
@@ -165,11 +165,12 @@ class ImageEndpoint:
         Raises:
             DynasparkError: A typed subclass for each failure; see `errors`.
         """
-        query = request.fields
-        answer = await get(self.transport, query)
-        prompt = query.get("user_input")
-        with Hiding(query.get("api_key"), prompt):
-            url = image_url(answer, base=self.transport.url, prompt=prompt)
+        base = self.transport.url
+        answer, url = await get_read(
+            self.transport,
+            request.fields,
+            lambda answer, *, prompt: image_url(answer, base=base, prompt=prompt),
+        )
         if self.image_output == "url":
             block = url_block(url)
         else:

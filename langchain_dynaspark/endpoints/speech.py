@@ -18,9 +18,9 @@ from langchain_dynaspark.endpoints.api import (
     MOVED_HINT,
     NOT_FOUND_HINT,
     PUBLIC_API_KEY,
-    Hiding,
     build_query,
     check_request_line,
+    get_read,
     split_system,
 )
 from langchain_dynaspark.endpoints.api_reply import rate_limit
@@ -41,7 +41,7 @@ from langchain_dynaspark.media import (
 )
 from langchain_dynaspark.prompt import build_prompt
 from langchain_dynaspark.reply import Reply, server_message
-from langchain_dynaspark.transport import Answer, TransportSettings, get
+from langchain_dynaspark.transport import Answer, TransportSettings
 
 if TYPE_CHECKING:
     from pydantic import SecretStr
@@ -140,11 +140,9 @@ class SpeechEndpoint:
         Raises:
             DynasparkError: A typed subclass for each failure; see `errors`.
         """
-        query = request.fields
-        answer = await get(self.transport, query)
-        prompt = query.get("user_input")
-        with Hiding(query.get("api_key"), prompt):
-            data, mime_type = speech_audio(answer, prompt=prompt)
+        answer, (data, mime_type) = await get_read(
+            self.transport, request.fields, speech_audio
+        )
         return Reply(
             model=request.model,
             rate_limit=rate_limit(answer.headers),

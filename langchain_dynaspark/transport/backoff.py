@@ -72,6 +72,21 @@ class Backoff:
             spread = self._spread = JITTER * max(wait, _MIN_SPREAD)
         return wait + random.uniform(0.0, spread) if shared else wait
 
+    def closed(self) -> bool:
+        """Whether the gate is closed now (read without the lock: one float)."""
+        return self._resume_at > monotonic()
+
+    def try_enter(self) -> bool:
+        """Take a place if the gate is open and the limit has room, without waiting.
+
+        The path of nearly every request: one lock, no coroutine.
+        """
+        with self._lock:
+            if self._queue or self._resume_at > monotonic() or not self._has_room():
+                return False
+            self._in_flight += 1
+            return True
+
     async def enter(self) -> None:
         """Wait until the gate is open and the limit has room; take a place."""
         while True:
@@ -151,23 +166,41 @@ class Slot:
 
     An async context manager: entering waits at the gate, then for the pool's
     slot and the back-off's limit; leaving gives both back, telling the
-    back-off whether the request was refused with a 429 (`Refused`).
+    back-off whether the request was refused with a 429 (`Refused`). A place
+    handed on with `keep` (a stream's, which outlives the request) is given
+    back by `release` instead, unless an error leaves the block: then nobody
+    received it, and leaving gives it back.
     """
 
-    __slots__ = ("_backoff", "_slots")
+    __slots__ = ("_backoff", "_kept", "_slots")
 
     def __init__(self, slots: asyncio.Semaphore, backoff: Backoff) -> None:
         self._slots = slots
         self._backoff = backoff
+        self._kept = False
 
-    async def __aenter__(self) -> None:
-        await self._backoff.pass_gate()
+    async def __aenter__(self) -> Slot:
+        backoff = self._backoff
+        if backoff.closed():
+            await backoff.pass_gate()
         await self._slots.acquire()
         try:
-            await self._backoff.enter()
+            if not backoff.try_enter():
+                await backoff.enter()
         except BaseException:
             self._slots.release()
             raise
+        return self
+
+    def keep(self) -> Slot:
+        """Hand the place on: leaving the block no longer gives it back."""
+        self._kept = True
+        return self
+
+    def release(self) -> None:
+        """Give a kept place back (its stream has ended)."""
+        self._backoff.leave(throttled=False)
+        self._slots.release()
 
     async def __aexit__(
         self,
@@ -175,6 +208,8 @@ class Slot:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        if self._kept and error is None:
+            return
         throttled = isinstance(error, Refused) and isinstance(
             error.error, DynasparkRateLimitError
         )

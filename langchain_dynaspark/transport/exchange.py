@@ -19,7 +19,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -128,9 +127,7 @@ async def get(settings: TransportSettings, params: Mapping[str, str]) -> Answer:
         DynasparkError: A typed subclass for each failure; see `errors`.
     """
 
-    async def read(
-        response: aiohttp.ClientResponse, _slot: contextlib.AsyncExitStack
-    ) -> Answer:
+    async def read(response: aiohttp.ClientResponse, _slot: Slot) -> Answer:
         body = _as_utf8(
             await _read(response, settings.max_response_bytes), response.charset
         )
@@ -165,9 +162,7 @@ async def stream_get(
     """
     max_bytes = settings.max_response_bytes
 
-    async def start(
-        response: aiohttp.ClientResponse, slot: contextlib.AsyncExitStack
-    ) -> _Started[T]:
+    async def start(response: aiohttp.ClientResponse, slot: Slot) -> _Started[T]:
         """Read until the body gives its first items (or ends); keep the slot."""
         try:
             if (response.content_length or 0) > max_bytes:
@@ -176,8 +171,8 @@ async def stream_get(
             items = decoder(Answer(response.headers, response.content_type))
             while chunk := await body.read():
                 if first := list(items.feed(chunk)):
-                    return _Started(response, body, first, items, slot.pop_all())
-            return _Started(response, body, list(items.end()), None, slot.pop_all())
+                    return _Started(response, body, first, items, slot.keep())
+            return _Started(response, body, list(items.end()), None, slot.keep())
         except DynasparkError as error:
             # Nothing was handed on: the retry loop judges it like a refusal.
             raise Refused(error, None) from None
@@ -214,7 +209,7 @@ async def stream_get(
         watchdog.cancel()
         # Unread data makes aiohttp close the connection rather than reuse it.
         response.release()
-        await started.slot.aclose()
+        started.slot.release()
 
 
 class _Body:
@@ -246,8 +241,8 @@ class _Started(Generic[T]):
     body: _Body
     first: list[T]
     rest: Decoder[T] | None
-    slot: contextlib.AsyncExitStack
-    """The request's slot, given back when the stream ends."""
+    slot: Slot
+    """The request's slot, kept: given back when the stream ends."""
 
 
 class _Watchdog:
@@ -295,7 +290,7 @@ async def _exchange(
     params: Mapping[str, str],
     headers: Mapping[str, str],
     timeout: aiohttp.ClientTimeout,
-    read: Callable[[aiohttp.ClientResponse, contextlib.AsyncExitStack], Awaitable[T]],
+    read: Callable[[aiohttp.ClientResponse, Slot], Awaitable[T]],
     *,
     within: float | None = None,
 ) -> T:
@@ -303,22 +298,19 @@ async def _exchange(
 
     Once `read` has returned, it owns the response: it released it, or handed
     it on; if `read` fails, the response is released here. `read` is given the
-    request's slot, given back when `read` returns unless it takes it along.
+    request's slot, given back when `read` returns unless it keeps it.
     `within` bounds each attempt, from when it has a slot until `read` returns.
     """
     check_encodable(params)
 
     async def attempt(pool: Pool, proxy: Proxy, tried: int) -> T:
-        async with contextlib.AsyncExitStack() as slot:
-            await slot.enter_async_context(Slot(pool.slots, backoff_for(settings.url)))
+        async with Slot(pool.slots, backoff_for(settings.url)) as slot:
             asking = ask(pool, proxy, tried, slot)
             return await (
                 asking if within is None else asyncio.wait_for(asking, within)
             )
 
-    async def ask(
-        pool: Pool, proxy: Proxy, tried: int, slot: contextlib.AsyncExitStack
-    ) -> T:
+    async def ask(pool: Pool, proxy: Proxy, tried: int, slot: Slot) -> T:
         response: aiohttp.ClientResponse | None = None
         try:
             # No redirects: they would carry the query, and its key, away.

@@ -92,6 +92,29 @@ def test_a_cancelled_waiter_gives_its_place_back() -> None:
     assert asyncio.run(main())
 
 
+def test_a_kept_place_is_given_back_by_release_or_by_an_error() -> None:
+    async def never_handed_on(slot: backoff.Slot) -> None:
+        async with slot:
+            slot.keep()
+            raise RuntimeError
+
+    async def main() -> list[object]:
+        slots, gate = asyncio.Semaphore(1), backoff.Backoff()
+        held: list[object] = []
+        async with backoff.Slot(slots, gate) as slot:
+            slot.keep()
+        held.append(slots.locked())  # a stream holds it after the request
+        slot.release()
+        held.append(slots.locked())
+        with pytest.raises(RuntimeError):
+            await never_handed_on(backoff.Slot(slots, gate))
+        held.append(slots.locked())
+        held.append(gate._in_flight)  # no place in the limit left taken
+        return held
+
+    assert asyncio.run(main()) == [True, False, False, 0]
+
+
 @pytest.mark.parametrize("unit", ["seconds", "unix", "unix-ms"])
 def test_a_reset_window_ahead(unit: str) -> None:
     value = {
