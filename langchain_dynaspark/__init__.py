@@ -1,4 +1,10 @@
-"""LangChain integration for the free, no-key Dynaspark AI service."""
+"""LangChain integration for the free, no-key Dynaspark AI service.
+
+`DynasparkImageGenerationTool` is imported on first use: a chat model alone
+does not pay for defining a tool.
+"""
+
+from typing import TYPE_CHECKING, Any
 
 from langchain_dynaspark._version import __version__
 from langchain_dynaspark.chat_models import ChatDynaspark
@@ -16,7 +22,9 @@ from langchain_dynaspark.errors import (
     DynasparkResponseTooLargeError,
     DynasparkTimeoutError,
 )
-from langchain_dynaspark.tools import DynasparkImageGenerationTool
+
+if TYPE_CHECKING:
+    from langchain_dynaspark.tools import DynasparkImageGenerationTool
 
 __all__ = [
     "ChatDynaspark",
@@ -35,3 +43,15 @@ __all__ = [
     "DynasparkTimeoutError",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """`DynasparkImageGenerationTool`, imported when first asked for."""
+    if name == "DynasparkImageGenerationTool":
+        from langchain_dynaspark.tools import (  # noqa: PLC0415
+            DynasparkImageGenerationTool,
+        )
+
+        return DynasparkImageGenerationTool
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)

@@ -169,15 +169,16 @@ class Slot:
     back-off whether the request was refused with a 429 (`Refused`). A place
     handed on with `keep` (a stream's, which outlives the request) is given
     back by `release` instead, unless an error leaves the block: then nobody
-    received it, and leaving gives it back.
+    received it, and leaving gives it back. A place is given back once.
     """
 
-    __slots__ = ("_backoff", "_kept", "_slots")
+    __slots__ = ("_backoff", "_held", "_kept", "_slots")
 
     def __init__(self, slots: asyncio.Semaphore, backoff: Backoff) -> None:
         self._slots = slots
         self._backoff = backoff
         self._kept = False
+        self._held = False
 
     async def __aenter__(self) -> Slot:
         backoff = self._backoff
@@ -190,6 +191,7 @@ class Slot:
         except BaseException:
             self._slots.release()
             raise
+        self._held = True
         return self
 
     def keep(self) -> Slot:
@@ -197,10 +199,12 @@ class Slot:
         self._kept = True
         return self
 
-    def release(self) -> None:
-        """Give a kept place back (its stream has ended)."""
-        self._backoff.leave(throttled=False)
-        self._slots.release()
+    def release(self, *, throttled: bool = False) -> None:
+        """Give the place back, if it is still held (a kept one: its body ended)."""
+        if self._held:
+            self._held = False
+            self._backoff.leave(throttled=throttled)
+            self._slots.release()
 
     async def __aexit__(
         self,
@@ -213,8 +217,7 @@ class Slot:
         throttled = isinstance(error, Refused) and isinstance(
             error.error, DynasparkRateLimitError
         )
-        self._backoff.leave(throttled=throttled)
-        self._slots.release()
+        self.release(throttled=throttled)
 
 
 _backoffs: dict[str, Backoff] = {}

@@ -3,7 +3,8 @@
 - Each request goes through the one retry loop (`retries`) on the running
   loop's pool (`pools`). A request waits for a free slot first (and for the
   service's shared back-off, `backoff`), and its `timeout` starts once it has
-  one. A stream keeps its slot until it ends, as it keeps its connection.
+  one. A stream keeps its slot as long as its connection: until its whole
+  body has arrived (or it ends first).
 - Redirects: 307/308 are followed with the form (at most `MAX_REDIRECTS`);
   301/302/303, which would turn the POST into a GET without the form, raise a
   `DynasparkRedirectError` naming the new location. A GET follows none: a
@@ -171,8 +172,10 @@ async def stream_get(
             items = decoder(Answer(response.headers, response.content_type))
             while chunk := await body.read():
                 if first := list(items.feed(chunk)):
-                    return _Started(response, body, first, items, slot.keep())
-            return _Started(response, body, list(items.end()), None, slot.keep())
+                    return _Started(response, body, first, items, _kept(slot, response))
+            return _Started(
+                response, body, list(items.end()), None, _kept(slot, response)
+            )
         except DynasparkError as error:
             # Nothing was handed on: the retry loop judges it like a refusal.
             raise Refused(error, None) from None
@@ -212,6 +215,17 @@ async def stream_get(
         started.slot.release()
 
 
+def _kept(slot: Slot, response: aiohttp.ClientResponse) -> Slot:
+    """`slot`, kept by a stream until its whole body has arrived.
+
+    aiohttp hands the connection back then, though the consumer may not have
+    read it all: so does the slot, and a call made while the consumer holds an
+    item (a nested call on one slot) is not locked out by the stream.
+    """
+    response.content.on_eof(slot.release)
+    return slot.keep()
+
+
 class _Body:
     """The reads of a streamed body, refused past `max_bytes` in all."""
 
@@ -242,7 +256,7 @@ class _Started(Generic[T]):
     first: list[T]
     rest: Decoder[T] | None
     slot: Slot
-    """The request's slot, kept: given back when the stream ends."""
+    """The request's slot, kept: given back when the body has arrived."""
 
 
 class _Watchdog:

@@ -248,3 +248,24 @@ async def test_a_call_queued_behind_open_streams_is_not_timed_out(
     assert reply.text == "ok"
     assert len(server.requests) == 3
     assert await asyncio.gather(*rests) == ["stream", "stream"]
+
+
+async def test_a_call_made_while_holding_a_streamed_piece_gets_the_slot(
+    server: DynasparkTestServer,
+) -> None:
+    # One slot: the stream's whole body arrives while its consumer waits on
+    # the nested call, and with it go the connection and the slot.
+    server.script(Reply(events=["one ", "two ", "three"], event_delay=0.1))
+    model = _model(server, max_connections=1, max_retries=0)
+    nested: list[str] = []
+
+    async def consume() -> str:
+        text = ""
+        async for chunk in model.astream(PROMPT):
+            text += chunk.text
+            if chunk.text and not nested:
+                nested.append((await model.ainvoke("nested")).text)
+        return text
+
+    assert await asyncio.wait_for(consume(), HANG) == "one two three"
+    assert nested == ["Echo: nested"]
