@@ -51,8 +51,9 @@ async def with_retries(
     the answer or raises: `Refused` for a non-`200` answer, or aiohttp's and
     asyncio's own errors, which become typed errors here. Transient failures
     are retried with backoff, or after the service's `Retry-After`; a wait
-    longer than `MAX_RETRY_AFTER` raises at once. A 429's wait holds every
-    caller of the service back (`Backoff.hold`).
+    longer than `MAX_RETRY_AFTER` raises at once. A 429's wait (at most
+    `MAX_RETRY_AFTER`) holds every caller of the service back (`Backoff.hold`),
+    also when this call gives up.
     """
     backoff = backoff_for(settings.url)
     pool = await pool_for(settings.max_connections)
@@ -70,11 +71,13 @@ async def with_retries(
             raise not_http_error(exc, settings) from None
         except aiohttp.ClientError as exc:
             error = connection_error(exc, settings, tried, proxy=proxy[0])
-        if tried == attempts or not _retryable(error) or _wait_too_long(retry_after):
-            raise error
         wait = _wait_before_retry(retry_after, tried)
         if isinstance(error, DynasparkRateLimitError):
+            # Every caller waits, even when this one gives up (at most
+            # `MAX_RETRY_AFTER`: a longer wait is the caller's to choose).
             wait = backoff.hold(wait)
+        if tried == attempts or not _retryable(error) or _wait_too_long(retry_after):
+            raise error
         await asyncio.sleep(wait)
     msg = "unreachable: the retry loop always returns or raises"
     raise AssertionError(msg)

@@ -24,7 +24,7 @@ from langchain_dynaspark import (
     DynasparkRateLimitError,
 )
 from langchain_dynaspark.testing.server import DynasparkTestServer, Reply
-from langchain_dynaspark.transport import retries
+from langchain_dynaspark.transport import backoff, retries
 
 PROMPT = "Plan the quokka heist at Zanzibar pier 7731"
 HANG = 120.0
@@ -269,3 +269,18 @@ async def test_a_call_made_while_holding_a_streamed_piece_gets_the_slot(
 
     assert await asyncio.wait_for(consume(), HANG) == "one two three"
     assert nested == ["Echo: nested"]
+
+
+async def test_a_429_its_caller_gives_up_on_still_holds_the_others_back(
+    server: DynasparkTestServer, waits: list[float]
+) -> None:
+    server.script(Reply(status=429, headers={"Retry-After": "1"}), "ok")
+    with pytest.raises(DynasparkRateLimitError):
+        await _model(server, max_retries=0).ainvoke(PROMPT)
+    assert waits == []  # the caller that got it did not wait
+
+    reply = await _model(server, max_retries=0).ainvoke(PROMPT)
+
+    assert reply.text == "ok"
+    [held] = waits  # the other waited at the shared gate before sending
+    assert 0.5 < held <= 1.0 + backoff.JITTER
