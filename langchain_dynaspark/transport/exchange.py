@@ -40,6 +40,7 @@ from langchain_dynaspark.transport.failures import (
     Refused,
     broken_stream_error,
     refusal,
+    scrub,
     too_long,
 )
 from langchain_dynaspark.transport.pools import Pool, pool_for
@@ -406,7 +407,8 @@ async def download(
         )
         raise DynasparkImageError(msg) from None
     except aiohttp.ClientError as exc:
-        said = str(exc).replace(url, host)
+        # The error may name the URL, or one it was redirected to, with its query.
+        said = scrub(str(exc).replace(url, host), settings)
         msg = f"Downloading an image from {host} failed: {type(exc).__name__}: {said}."
         raise DynasparkImageError(msg) from None
 

@@ -184,7 +184,8 @@ def _redirect_error(
     resends: bool,
 ) -> DynasparkRedirectError:
     """A redirect that was not followed, saying why."""
-    where = scrub_url(location) if location else None
+    # A redirect may point at the request's own query (its prompt, its key).
+    where = scrub(scrub_url(location), settings) if location else None
     what = "the form" if resends else "the request"
     went = f"redirecting {what} to {where}" if where else "without a `Location`"
     if not resends:

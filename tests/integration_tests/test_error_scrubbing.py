@@ -153,3 +153,19 @@ def test_a_redirect_without_a_location_says_so(server: DynasparkTestServer) -> N
     assert caught.value.location is None
     for wrong in ("the form", "More than"):
         assert wrong not in message
+
+
+def test_a_redirect_that_carries_the_query_along_holds_none_of_it(
+    server: DynasparkTestServer,
+) -> None:
+    moved = "https://other.example/api/generate_response"
+    query = URL.build(query={"user_input": PROMPT, "api_key": KEY}).raw_query_string
+    server.script(Reply(status=301, headers={"Location": f"{moved}?{query}"}))
+    with pytest.raises(DynasparkRedirectError) as caught:
+        _model(server.url).invoke(PROMPT)
+    assert caught.value.location == f"{moved}?[query]"
+    assert f"redirecting the request to {moved}?[query]" in str(caught.value)
+    _assert_concealed(caught.value)
+    assert caught.value.location is not None
+    for form in _forms(PROMPT) | _forms(KEY):
+        assert form not in caught.value.location

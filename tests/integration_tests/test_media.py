@@ -12,6 +12,7 @@ import asyncio
 import base64
 import io
 from typing import Any
+from urllib.parse import quote, quote_plus
 from uuid import UUID
 
 import pytest
@@ -347,6 +348,23 @@ def test_error_messages_do_not_show_the_prompt_or_key(
     assert prompt not in str(caught.value)
     assert "s3cret-key" not in str(caught.value)
     assert "s3cret-key" not in (caught.value.server_message or "")
+
+
+def test_a_failed_download_does_not_show_the_url_query(
+    server: DynasparkTestServer,
+) -> None:
+    prompt = "my very private drawing prompt"
+    hops = "/moved" * 12  # more redirects than a download follows
+    # The prompt unencoded: the error names the URL as aiohttp encoded it.
+    url = f"{server.url}{hops}/files/never.png?p={prompt}"
+    server.script(Reply(body={"image_url": url}))
+
+    with pytest.raises(DynasparkResponseError, match="TooManyRedirects") as caught:
+        image_model(server).invoke(prompt)
+
+    assert "?[query]" in str(caught.value)
+    for form in (prompt, quote_plus(prompt), quote(prompt)):
+        assert form not in str(caught.value)
 
 
 # Refused before sending
