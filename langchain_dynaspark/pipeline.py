@@ -59,8 +59,8 @@ async def chunks(call: PreparedCall) -> AsyncGenerator[ChatGenerationChunk, None
     """The surface's events as chunks, each as soon as it arrives.
 
     Text that could still begin a stop sequence is held back until it
-    cannot; once a stop sequence matches, events are read only until one
-    brings more text, so the usage and metadata that end a reply still count,
+    cannot; once a stop sequence matches, the rest of the stream is read and
+    its text dropped, so the usage and metadata that end a reply still count,
     as in `attempt`. The last chunk (with the text of the event that ended the
     reply, if any) carries the usage, metadata and content blocks (an image,
     audio), so a reply that came in one piece is one chunk.
@@ -79,8 +79,9 @@ async def chunks(call: PreparedCall) -> AsyncGenerator[ChatGenerationChunk, None
             limits = piece.rate_limit or limits
             blocks, source_url = piece.blocks or blocks, piece.source_url or source_url
             if scanner.matched:
-                # Cut: read on only for what the service says after the text.
-                if piece.text or piece.done:
+                # Cut: read on, the text dropped, for the usage and metadata
+                # that end the reply (the stream's byte cap bounds the rest).
+                if piece.done:
                     break
             else:
                 text = scanner.feed(piece.text)

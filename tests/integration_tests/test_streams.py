@@ -458,3 +458,17 @@ def test_streaming_true_keeps_the_invalid_tool_calls_invoke_keeps(
     assert invoked[1] == [("add", {"a": 1, "b": 2})]
     assert [call[0] for call in invoked[2]] == ["nope", "add", "add"]  # type: ignore[attr-defined]
     assert streamed == invoked
+
+
+async def test_usage_after_text_that_follows_a_stop_cut_is_kept(
+    server: DynasparkTestServer,
+) -> None:
+    # The local server streams word by word, then a usage event.
+    model = _model(server.url, stop=["beta"])
+    invoked = await model.ainvoke("alpha beta gamma delta")
+    chunks = [c async for c in model.astream("alpha beta gamma delta")]
+    full = sum(chunks[1:], chunks[0])
+    assert full.text == invoked.text == "Echo: alpha "
+    assert invoked.usage_metadata is not None
+    assert full.usage_metadata == invoked.usage_metadata
+    assert full.response_metadata["finish_reason"] == "stop_sequence"
