@@ -20,6 +20,7 @@ from langchain_dynaspark.endpoints import Call, Endpoint, Request, Router
 from langchain_dynaspark.endpoints.base import Capabilities
 from langchain_dynaspark.endpoints.routing import Route
 from langchain_dynaspark.errors import DynasparkError
+from langchain_dynaspark.media import check_kind
 from langchain_dynaspark.options import (
     CONSUMED_BY_LANGCHAIN,
     SAMPLING_PARAMS,
@@ -98,11 +99,17 @@ def prepare(
         warn: Warns once per model about ignored parameters.
 
     Raises:
-        DynasparkInputError: If no surface the model may use can carry it.
+        DynasparkInputError: If no surface the model may use can carry it, or
+            it asks for what the model's kind of reply cannot hold.
     """
     emulation = options.emulation
     texts = resolve_instructions(format_instructions)
     capabilities = router.capabilities
+    check_kind(
+        capabilities.output,
+        options.model,
+        emulated=bool(emulation.tools) or emulation.response_format is not None,
+    )
     in_force = sampling_for(router.name, capabilities, options, sampling, warn)
     call = Call(
         options.model,

@@ -597,9 +597,10 @@ class ChatDynaspark(BaseChatModel):
         Tool calling and tool choice are emulated through the prompt;
         `structured_output` (which means a native feature) is `False`, so
         `create_agent(response_format=...)` uses its tool strategy. Image input
-        is what the surface can carry (the form; the API takes text only).
+        is what the surface can carry (the form; the API takes text only); an
+        image or speech model answers with an image or audio only.
         """
-        return model_profile(capabilities(self.endpoint))
+        return model_profile(self._endpoint().capabilities)
 
     def _get_ls_params(
         self, stop: list[str] | None = None, **kwargs: Any

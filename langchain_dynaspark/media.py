@@ -31,6 +31,7 @@ __all__ = [
     "audio_mime",
     "check_call",
     "check_fields",
+    "check_kind",
     "image_block",
     "image_mime",
     "media_kind",
@@ -52,6 +53,7 @@ DEFAULT_SIDE = 768
 ImageOutput = Literal["base64", "url"]
 """`"base64"`: the image is downloaded into the reply; `"url"`: only its URL."""
 
+_WHAT = {"image": "an image", "speech": "a spoken reply"}
 _IMAGE_FIELDS = ("width", "height", "nologo", "image_output")
 _SPEECH_FIELDS = ("voice",)
 _NOT_FOR_IMAGES = ("temperature", "top_p", "presence_penalty", "frequency_penalty")
@@ -128,18 +130,17 @@ def check_call(
     *,
     model: str,
     images: int,
-    instructions: str | None,
     sampling: Mapping[str, float | int],
 ) -> None:
     """Refuse a call an image or speech model cannot answer; nothing is sent.
 
     Raises:
         DynasparkInputError: If the call names a model of another kind,
-            attaches images, binds tools or asks for structured output, or gives
-            an image model a sampling parameter other than `seed`.
+            attaches images, or gives an image model a sampling parameter
+            other than `seed`.
     """
     known: Sequence[str] = IMAGE_MODELS if kind == "image" else (SPEECH_MODEL,)
-    what = "an image" if kind == "image" else "a spoken reply"
+    what = _WHAT[kind]
     if model not in known:
         msg = (
             f"Unknown {kind} model {model!r}: this model answers with {what}, so "
@@ -153,16 +154,44 @@ def check_call(
             "them, or describe them in words."
         )
         raise DynasparkInputError(msg)
-    if instructions is not None:
-        msg = (
-            f"model={model!r} answers with {what}, so it can neither call tools "
-            "nor give structured output (`bind_tools`, `with_structured_output`). "
-            "Use a text model for those; to let an agent draw, give it "
-            "`DynasparkImageGenerationTool`."
-        )
-        raise DynasparkInputError(msg)
     if kind == "image":
         _refuse_sampling([n for n in sampling if n != "seed"], model)
+
+
+def check_kind(
+    output: Literal["text", "image", "audio"],
+    model: str | None,
+    *,
+    emulated: bool,
+) -> None:
+    """Refuse a call that asks a model for what its kind of reply cannot hold.
+
+    Args:
+        output: What the model's replies hold (its surface's `output`).
+        model: The model the call names, if any.
+        emulated: Whether the call binds tools or asks for structured output.
+
+    Raises:
+        DynasparkInputError: If a text model's call names an image or speech
+            model, or an image or speech model's call binds tools or asks for
+            structured output.
+    """
+    kind = media_kind(model)
+    if output == "text" and kind is not None:
+        msg = (
+            f"model={model!r} answers with {_WHAT[kind]}, which a text model's "
+            f"call cannot ask for: create one, `ChatDynaspark(model={model!r})`."
+        )
+        raise DynasparkInputError(msg)
+    if output != "text" and emulated:
+        what = _WHAT["image" if output == "image" else "speech"]
+        msg = (
+            f"This model answers with {what}, so it can neither call tools nor "
+            "give structured output "
+            "(`bind_tools`, `with_structured_output`). Use a text model for "
+            "those; to let an agent draw, give it `DynasparkImageGenerationTool`."
+        )
+        raise DynasparkInputError(msg)
 
 
 def image_mime(body: bytes) -> str | None:

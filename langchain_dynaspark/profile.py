@@ -15,9 +15,11 @@ def model_profile(capabilities: Capabilities) -> ModelProfile:
     Tool calling and tool choice are emulated through the prompt on every
     surface; `structured_output` (which means a native feature) is `False`, so
     `create_agent(response_format=...)` uses its tool strategy. Image input is
-    what the surface can carry.
+    what the surface can carry. An image or speech model answers with that and
+    nothing else: no text, no tool calls.
     """
     images = capabilities.images
+    text = capabilities.output == "text"
     return ModelProfile(
         text_inputs=True,
         image_inputs=images,
@@ -26,13 +28,13 @@ def model_profile(capabilities: Capabilities) -> ModelProfile:
         pdf_inputs=False,
         audio_inputs=False,
         video_inputs=False,
-        text_outputs=True,
-        image_outputs=False,
-        audio_outputs=False,
+        text_outputs=text,
+        image_outputs=capabilities.output == "image",
+        audio_outputs=capabilities.output == "audio",
         video_outputs=False,
-        tool_calling=True,
-        tool_choice=True,
-        tool_call_streaming=True,
+        tool_calling=text,
+        tool_choice=text,
+        tool_call_streaming=text,
         structured_output=False,
         mid_conversation_system_messages=True,
     )

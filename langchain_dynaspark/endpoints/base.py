@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from langchain_dynaspark.prompt import Prompt
 from langchain_dynaspark.reply import Reply
@@ -48,11 +48,14 @@ class Capabilities:
         images: Image input.
         sampling: Sampling parameters (`temperature`, `top_p`, penalties, `seed`).
         streaming: A reply token by token, as server-sent events.
+        output: What a reply holds: `"text"` (which tool calls and structured
+            output are read from), an `"image"` or `"audio"`.
     """
 
     images: bool = False
     sampling: bool = False
     streaming: bool = False
+    output: Literal["text", "image", "audio"] = "text"
 
 
 @dataclass(frozen=True)

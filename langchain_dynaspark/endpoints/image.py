@@ -62,7 +62,7 @@ NOT_FOUND_HINT = (
     "The image API may have moved: set `base_url=` to where the service answers "
     f"`{IMAGE_PATH}` now."
 )
-CAPABILITIES = Capabilities(sampling=True)
+CAPABILITIES = Capabilities(sampling=True, output="image")
 """Of the sampling parameters, an image model takes `seed` only (see `media`)."""
 
 
@@ -144,7 +144,6 @@ class ImageEndpoint:
             "image",
             model=model,
             images=len(prompt.images),
-            instructions=call.instructions,
             sampling=call.sampling,
         )
         query = {"user_input": prompt.text, "model": model}

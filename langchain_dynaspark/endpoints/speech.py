@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CAPABILITIES", "SpeechEndpoint", "speech_audio"]
 
-CAPABILITIES = Capabilities(sampling=True)
+CAPABILITIES = Capabilities(sampling=True, output="audio")
 
 
 class SpeechFields(MediaFields, Protocol):
@@ -119,7 +119,6 @@ class SpeechEndpoint:
             "speech",
             model=model,
             images=len(prompt.images),
-            instructions=call.instructions,
             sampling=call.sampling,
         )
         query = build_query(

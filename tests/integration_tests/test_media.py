@@ -396,7 +396,53 @@ def test_tools_and_structured_output_are_refused(server: DynasparkTestServer) ->
             model.bind_tools([get_weather]).invoke("draw")
         with pytest.raises(DynasparkInputError, match="structured output"):
             model.with_structured_output(method="json_mode").invoke("draw")
+    # Refused for what the call asks, not for the instruction texts it would send.
+    quiet = image_model(server, format_instructions={"json_mode": ""})
+    with pytest.raises(DynasparkInputError, match="structured output"):
+        quiet.with_structured_output(method="json_mode").invoke("draw")
     assert server.requests == []
+
+
+@pytest.mark.parametrize("model", ["flux", "openai-audio"])
+@pytest.mark.parametrize("endpoint", ["auto", "form", "api"])
+def test_a_text_model_call_naming_an_image_or_speech_model_is_refused(
+    server: DynasparkTestServer, model: str, endpoint: str
+) -> None:
+    text_model = ChatDynaspark(base_url=server.url, endpoint=endpoint)  # type: ignore[arg-type]
+    with pytest.raises(
+        DynasparkInputError, match=f"ChatDynaspark\\(model='{model}'\\)"
+    ):
+        text_model.invoke("a red cat", model=model)
+    assert server.requests == []
+
+
+def test_the_profile_says_what_an_image_or_speech_model_answers_with() -> None:
+    text, image, speech = (
+        ChatDynaspark(model=m).profile
+        for m in ("gemini-2.0-flash", "flux", "openai-audio")
+    )
+    assert text is not None
+    assert image is not None
+    assert speech is not None
+    assert (text["text_outputs"], text["tool_calling"], text["image_outputs"]) == (
+        True,
+        True,
+        False,
+    )
+    assert (image["image_outputs"], image["text_outputs"], image["tool_calling"]) == (
+        True,
+        False,
+        False,
+    )
+    assert (
+        speech["audio_outputs"],
+        speech["image_inputs"],
+        speech["tool_calling"],
+    ) == (
+        True,
+        False,
+        False,
+    )
 
 
 def test_a_call_naming_another_kind_of_model_is_refused(
