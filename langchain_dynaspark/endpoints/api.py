@@ -291,10 +291,18 @@ def build_query(
     return query
 
 
-def check_request_line(url: str, query: Mapping[str, str], limit: int) -> None:
+_ELSEWHERE = "use endpoint='form' (which sends it in the body), "
+"""Where a conversation too long for the API's URL can go instead."""
+
+
+def check_request_line(
+    url: str, query: Mapping[str, str], limit: int, *, elsewhere: str = _ELSEWHERE
+) -> None:
     """Refuse a request whose request line would exceed `limit` bytes.
 
     The line is measured as sent: `GET <path>?<encoded query> HTTP/1.1`.
+    `elsewhere` says where else the request could go (`""`: nowhere, as for
+    image and speech models, which have one surface).
 
     Raises:
         DynasparkInputError: If the line is too long, or a field holds text
@@ -311,10 +319,10 @@ def check_request_line(url: str, query: Mapping[str, str], limit: int) -> None:
     if length > limit:
         msg = (
             f"This request would need a {length}-byte request line, over "
-            f"max_request_line={limit}: on endpoint='api' the conversation travels "
-            "in the URL, and servers refuse long ones. Shorten the conversation, "
-            "use endpoint='form' (which sends it in the body), or raise "
-            "`max_request_line` if your server accepts longer lines."
+            f"max_request_line={limit}: this surface carries the conversation in "
+            "the URL, and servers refuse long ones. Shorten the conversation, "
+            f"{elsewhere}or raise `max_request_line` if your server accepts "
+            "longer lines."
         )
         raise DynasparkInputError(msg)
 

@@ -155,7 +155,9 @@ class ImageEndpoint:
         if "seed" in call.sampling:
             query["seed"] = str(call.sampling["seed"])
         query["api_key"] = self.api_key
-        check_request_line(self.transport.url, query, self.max_request_line)
+        check_request_line(
+            self.transport.url, query, self.max_request_line, elsewhere=""
+        )
         return Request(model, prompt, query)
 
     async def send(self, request: Request) -> Reply:

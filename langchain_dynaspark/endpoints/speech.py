@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Protocol
 
 from langchain_dynaspark.endpoints.api import (
     MOVED_HINT,
-    NOT_FOUND_HINT,
     PUBLIC_API_KEY,
     build_query,
     check_request_line,
@@ -46,7 +45,12 @@ from langchain_dynaspark.transport import Answer, TransportSettings
 if TYPE_CHECKING:
     from pydantic import SecretStr
 
-__all__ = ["CAPABILITIES", "SpeechEndpoint", "speech_audio"]
+__all__ = ["CAPABILITIES", "NOT_FOUND_HINT", "SpeechEndpoint", "speech_audio"]
+
+NOT_FOUND_HINT = (
+    "The API path may have moved: set `api_path=` (or `base_url=`) to where the "
+    "service answers now."
+)
 
 CAPABILITIES = Capabilities(sampling=True, output="audio")
 
@@ -130,7 +134,9 @@ class SpeechEndpoint:
             api_key=self.api_key,
         )
         query["voice"] = self.voice
-        check_request_line(self.transport.url, query, self.max_request_line)
+        check_request_line(
+            self.transport.url, query, self.max_request_line, elsewhere=""
+        )
         return Request(model, prompt, query)
 
     async def send(self, request: Request) -> Reply:

@@ -350,6 +350,18 @@ def test_error_messages_do_not_show_the_prompt_or_key(
     assert "s3cret-key" not in (caught.value.server_message or "")
 
 
+@pytest.mark.parametrize("gone", ["api", "image"])
+def test_a_moved_media_path_says_what_to_set_and_no_other_surface(
+    server: DynasparkTestServer, gone: str
+) -> None:
+    server.gone.add(gone)
+    model = speech_model(server) if gone == "api" else image_model(server)
+    with pytest.raises(DynasparkNotFoundError) as caught:
+        model.invoke("hello")
+    assert "base_url=" in str(caught.value)
+    assert "endpoint=" not in str(caught.value)
+
+
 def test_a_failed_download_does_not_show_the_url_query(
     server: DynasparkTestServer,
 ) -> None:

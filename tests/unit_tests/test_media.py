@@ -102,11 +102,16 @@ def test_speech_requests_carry_the_voice_and_the_system_prompt() -> None:
     assert request.fields["model"] == "openai-audio"
 
 
-def test_a_long_image_prompt_is_refused_before_sending() -> None:
-    chat = ChatDynaspark(model="flux")
+@pytest.mark.parametrize("model", ["flux", "openai-audio"])
+def test_a_long_prompt_is_refused_without_pointing_at_another_surface(
+    model: str,
+) -> None:
+    chat = ChatDynaspark(model=model)
 
-    with pytest.raises(DynasparkInputError, match="request line"):
+    with pytest.raises(DynasparkInputError, match="request line") as caught:
         configure(chat).route(Call(None, [HumanMessage("cat " * 2000)]))
+    assert "Shorten the conversation, or raise `max_request_line`" in str(caught.value)
+    assert "endpoint=" not in str(caught.value)
 
 
 def test_image_bytes_are_told_by_their_header() -> None:
