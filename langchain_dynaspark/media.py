@@ -134,24 +134,18 @@ def check_call(
 ) -> None:
     """Refuse a call an image or speech model cannot answer; nothing is sent.
 
+    Which model a call may name, and whether it may bind tools, is settled
+    before, for every model (`check_kind`).
+
     Raises:
-        DynasparkInputError: If the call names a model of another kind,
-            attaches images, or gives an image model a sampling parameter
-            other than `seed`.
+        DynasparkInputError: If the call attaches images, or gives an image
+            model a sampling parameter other than `seed`.
     """
-    known: Sequence[str] = IMAGE_MODELS if kind == "image" else (SPEECH_MODEL,)
-    what = _WHAT[kind]
-    if model not in known:
-        msg = (
-            f"Unknown {kind} model {model!r}: this model answers with {what}, so "
-            f"the call's model must be one of {', '.join(known)}."
-        )
-        raise DynasparkInputError(msg)
     if images:
         msg = (
-            f"model={model!r} answers with {what} from a text prompt and takes no "
-            f"image input, but the conversation holds {images} image(s). Remove "
-            "them, or describe them in words."
+            f"model={model!r} answers with {_WHAT[kind]} from a text prompt and "
+            f"takes no image input, but the conversation holds {images} image(s). "
+            "Remove them, or describe them in words."
         )
         raise DynasparkInputError(msg)
     if kind == "image":
@@ -172,24 +166,34 @@ def check_kind(
         emulated: Whether the call binds tools or asks for structured output.
 
     Raises:
-        DynasparkInputError: If a text model's call names an image or speech
-            model, or an image or speech model's call binds tools or asks for
-            structured output.
+        DynasparkInputError: If the call names a model of another kind (an
+            image or speech model on a text model, or the reverse), or an image
+            or speech model's call binds tools or asks for structured output.
     """
-    kind = media_kind(model)
-    if output == "text" and kind is not None:
+    named = media_kind(model)
+    if output == "text":
+        if named is not None:
+            msg = (
+                f"model={model!r} answers with {_WHAT[named]}, which a text "
+                f"model's call cannot ask for: create one, "
+                f"`ChatDynaspark(model={model!r})`."
+            )
+            raise DynasparkInputError(msg)
+        return
+    kind: Literal["image", "speech"] = "image" if output == "image" else "speech"
+    if model is not None and named != kind:
+        known = IMAGE_MODELS if kind == "image" else (SPEECH_MODEL,)
         msg = (
-            f"model={model!r} answers with {_WHAT[kind]}, which a text model's "
-            f"call cannot ask for: create one, `ChatDynaspark(model={model!r})`."
+            f"Unknown {kind} model {model!r}: this model answers with "
+            f"{_WHAT[kind]}, so the call's model must be one of {', '.join(known)}."
         )
         raise DynasparkInputError(msg)
-    if output != "text" and emulated:
-        what = _WHAT["image" if output == "image" else "speech"]
+    if emulated:
         msg = (
-            f"This model answers with {what}, so it can neither call tools nor "
-            "give structured output "
-            "(`bind_tools`, `with_structured_output`). Use a text model for "
-            "those; to let an agent draw, give it `DynasparkImageGenerationTool`."
+            f"This model answers with {_WHAT[kind]}, so it can neither call tools "
+            "nor give structured output (`bind_tools`, `with_structured_output`). "
+            "Use a text model for those; to let an agent draw, give it "
+            "`DynasparkImageGenerationTool`."
         )
         raise DynasparkInputError(msg)
 
