@@ -1,4 +1,4 @@
-"""The checks an API request passes before it is answered: key, line, rate limit.
+"""The checks an API-style request passes first: load, gone, key, line, rate limit.
 
 The text API, spoken replies and image generation share them, and share one
 rate-limit window: the free key's hourly limit counts every request.
