@@ -600,7 +600,7 @@ class ChatDynaspark(BaseChatModel):
         is what the surface can carry (the form; the API takes text only); an
         image or speech model answers with an image or audio only.
         """
-        return model_profile(self._endpoint().capabilities)
+        return model_profile(capabilities(self.endpoint, self.model))
 
     def _get_ls_params(
         self, stop: list[str] | None = None, **kwargs: Any
@@ -849,7 +849,7 @@ class ChatDynaspark(BaseChatModel):
 
         Takes `format_retries` out: a reply with no form to meet needs no repair.
         """
-        if not capabilities(self.endpoint).streaming or kwargs.get("tools"):
+        if not capabilities(self.endpoint, self.model).streaming or kwargs.get("tools"):
             return False
         if kwargs.get("response_format") is not None:
             return False
@@ -949,7 +949,5 @@ def _takes_sampling(endpoint: Any, model: Any) -> bool:
     The image and speech models' surfaces do, whatever `endpoint` says (an image
     model only `seed`: `media.check_fields` refuses the others).
     """
-    if media.media_kind(model) is not None:
-        return True
     known = isinstance(endpoint, str) and endpoint in CHOICES
-    return not known or capabilities(endpoint).sampling
+    return not known or capabilities(endpoint, model).sampling

@@ -64,8 +64,14 @@ MEDIA_ENDPOINTS: dict[str, type[ImageEndpoint] | type[SpeechEndpoint]] = {
 other surface is tried): the image models draw, `openai-audio` speaks."""
 
 
-def capabilities(name: str) -> Capabilities:
-    """What calls can carry on the `endpoint` setting called `name`."""
+def capabilities(name: str, model: object = None) -> Capabilities:
+    """What calls can carry on the `endpoint` setting called `name`, for `model`.
+
+    An image or speech model has its own surface, whatever `name` says.
+    """
+    media = MEDIA_ENDPOINTS.get(model) if isinstance(model, str) else None
+    if media is not None:
+        return media.capabilities
     if name == AUTO:
         return AUTO_CAPABILITIES
     return ENDPOINTS[name].capabilities
