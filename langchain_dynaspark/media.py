@@ -17,6 +17,7 @@ from typing import Any, Literal, Protocol
 from pydantic import Field
 
 from langchain_dynaspark.errors import DynasparkInputError
+from langchain_dynaspark.options import SAMPLING_PARAMS
 
 __all__ = [
     "DEFAULT_SIDE",
@@ -55,8 +56,8 @@ ImageOutput = Literal["base64", "url"]
 
 _WHAT = {"image": "an image", "speech": "a spoken reply"}
 _IMAGE_FIELDS = ("width", "height", "nologo", "image_output")
-_SPEECH_FIELDS = ("voice",)
-_NOT_FOR_IMAGES = ("temperature", "top_p", "presence_penalty", "frequency_penalty")
+_NOT_FOR_IMAGES = tuple(n for n in SAMPLING_PARAMS if n != "seed")
+"""The sampling parameters an image model does not take: all but `seed`."""
 _PNG = b"\x89PNG\r\n\x1a\n"
 _JPEG = b"\xff\xd8\xff"
 
